@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs everything sdn-filter needs on a fresh Debian 12 machine, idempotently:
+# Debian's rustc-web (with the prebuilt BPF core), LLVM 22, bpf-linker, iproute2, bpftool.
+# Safe to run again: each step is skipped when its result is already there.
+set -euo pipefail
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+need_pkgs=(rustc-web libstd-rust-web-dev-bpf llvm-22-dev libpolly-22-dev zlib1g-dev
+  libzstd-dev libxml2-dev clang-22 iproute2 bpftool ethtool iputils-ping netcat-openbsd)
+extra=${SDN_SETUP_EXTRA:-}
+# shellcheck disable=SC2206
+[ -n "$extra" ] && need_pkgs+=($extra)
+
+missing=()
+for p in "${need_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  log "Debian packages present"
+fi
+
+export PATH="$HOME/.cargo/bin:$PATH"
+if bpf-linker --version >/dev/null 2>&1; then
+  log "bpf-linker present: $(bpf-linker --version)"
+else
+  log "building bpf-linker 0.13.0 against LLVM 22 (a few minutes)"
+  LLVM_PREFIX=/usr/lib/llvm-22 cargo install bpf-linker@0.13.0 --locked \
+    --no-default-features --features llvm-22
+fi
+
+if ! mountpoint -q /sys/fs/bpf; then
+  log "mounting bpffs on /sys/fs/bpf"
+  mount -t bpf bpf /sys/fs/bpf
+fi
+log "ready"

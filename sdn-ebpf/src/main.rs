@@ -1,0 +1,337 @@
+//! The sdn-filter XDP program: enforces per-agreement allow lists and counts per agreement.
+//!
+//! One pass per frame: parse (VLAN, IPv4/IPv6, extension headers, transport), then in order:
+//! later fragments (fragment table), neighbour discovery, ICMP errors (judged by the quoted
+//! packet), the flow table (O(1) for established flows), the infrastructure allow list, and
+//! the agreement rules (prefix classes + rule table) for a flow's first packet. Every packet
+//! ends with exactly one reason, counted in `SDN_STATS`.
+#![no_std]
+#![no_main]
+
+mod classify;
+mod maps;
+mod packet;
+
+use aya_ebpf::{macros::xdp, programs::XdpContext};
+use sdn_common::{
+    Config, FlowKey, FlowValue, FragmentKey, LastDecision, action, direction, flags, kind,
+    reason,
+};
+
+use crate::{
+    classify::{Judged, Tuple, judge, judge_infra},
+    maps::{
+        SDN_COUNTERS, SDN_FLOWS, SDN_FRAGMENTS, SDN_JUMP, SDN_LAST, SDN_SCRATCH, SDN_STATS,
+        Scratch, config, now_ns,
+    },
+    packet::{FragState, Parsed, icmp_class, parse},
+};
+
+/// The outcome of one frame.
+#[derive(Clone, Copy)]
+struct Decision {
+    reason: u32,
+    agreement: u32,
+    slot: u32,
+    /// `kind::*` of the agreement match (FORWARD/REPLY), or 0.
+    kind: u8,
+    transaction: u8,
+}
+
+impl Decision {
+    const fn plain(reason: u32) -> Self {
+        Self { reason, agreement: 0, slot: 0, kind: 0, transaction: 0 }
+    }
+}
+
+/// The attached program: parsing, fragments, and the flow table. Anything that needs the
+/// policy (a flow's first packet, an ICMP error) continues in `sdn_classify` by tail call.
+#[xdp]
+pub fn sdn_filter(ctx: XdpContext) -> u32 {
+    let cfg = config();
+    let len = (ctx.data_end() - ctx.data()) as u64;
+    let d = match fast_path(&ctx, &cfg, len) {
+        Some(d) => d,
+        None => {
+            // SAFETY: a tail call either does not return or fails; on failure we fail closed.
+            let _ = unsafe { SDN_JUMP.tail_call(&ctx, 0) };
+            Decision::plain(reason::INTERNAL)
+        }
+    };
+    account(&d, len, cfg.flags);
+    if reason::passes(d.reason) { action::PASS } else { action::DROP }
+}
+
+/// The classifier: judges the packet that `sdn_filter` parsed into `SDN_SCRATCH`.
+#[xdp]
+pub fn sdn_classify(ctx: XdpContext) -> u32 {
+    let cfg = config();
+    let Some(s) = SDN_SCRATCH.get_ptr(0) else {
+        return action::DROP;
+    };
+    // SAFETY: per-CPU scratch written by sdn_filter on this CPU just before the tail call.
+    let s: &Scratch = unsafe { &*s };
+    let d = classify_first(&ctx, s, &cfg);
+    if s.parsed.frag == FragState::First {
+        remember_fragment(&s.parsed, &d, cfg.active_generation & 1, s.now);
+    }
+    account(&d, s.len, cfg.flags);
+    if reason::passes(d.reason) { action::PASS } else { action::DROP }
+}
+
+#[inline(always)]
+fn account(d: &Decision, len: u64, cfg_flags: u32) {
+    if let Some(s) = SDN_STATS.get_ptr_mut(d.reason) {
+        // SAFETY: per-CPU slot, only this CPU writes it while the program runs.
+        unsafe { *s += 1 };
+    }
+    if d.kind == kind::FORWARD || d.kind == kind::REPLY {
+        if let Some(c) = SDN_COUNTERS.get_ptr_mut(d.slot) {
+            // SAFETY: per-CPU slot, see above.
+            let c = unsafe { &mut *c };
+            if d.kind == kind::FORWARD {
+                c.forward_packets += 1;
+                c.forward_bytes += len;
+            } else {
+                c.reply_packets += 1;
+                c.reply_bytes += len;
+            }
+            c.transactions += d.transaction as u64;
+        }
+    }
+    if cfg_flags & flags::RECORD_LAST != 0 {
+        if let Some(l) = SDN_LAST.get_ptr_mut(0) {
+            // SAFETY: per-CPU slot, see above.
+            let l: &mut LastDecision = unsafe { &mut *l };
+            l.sequence += 1;
+            l.action = if reason::passes(d.reason) { action::PASS } else { action::DROP };
+            l.reason = d.reason;
+            l.agreement = d.agreement;
+            l.has_agreement = (d.kind == kind::FORWARD || d.kind == kind::REPLY) as u8;
+            l.direction = match d.kind {
+                kind::FORWARD => direction::FORWARD,
+                kind::REPLY => direction::REPLY,
+                _ => direction::NONE,
+            };
+            l.transaction = d.transaction;
+        }
+    }
+}
+
+#[inline(always)]
+fn from_judged(j: &Judged, reason_forward: u32, reason_reply: u32) -> Decision {
+    Decision {
+        reason: if j.kind == kind::FORWARD { reason_forward } else { reason_reply },
+        agreement: j.agreement,
+        slot: j.slot,
+        kind: j.kind,
+        transaction: 0,
+    }
+}
+
+/// Everything that does not need the policy. `None`: continue in the classifier (the
+/// scratch space has been filled).
+#[inline(always)]
+fn fast_path(ctx: &XdpContext, cfg: &Config, len: u64) -> Option<Decision> {
+    let p = match parse(ctx) {
+        Ok(p) => p,
+        Err(r) => return Some(Decision::plain(r)),
+    };
+    let generation = cfg.active_generation & 1;
+    let now = now_ns();
+    if p.frag == FragState::Later {
+        return Some(later_fragment(&p, generation, now, cfg.fragment_timeout_ns));
+    }
+    let d = established(&p, generation, now, cfg, len)?;
+    if p.frag == FragState::First {
+        remember_fragment(&p, &d, generation, now);
+    }
+    Some(d)
+}
+
+fn fragment_key(p: &Parsed) -> FragmentKey {
+    FragmentKey {
+        src: p.src,
+        dst: p.dst,
+        id: p.frag_id,
+        vlan: p.vlan,
+        protocol: p.frag_protocol,
+        family: p.family,
+    }
+}
+
+fn later_fragment(p: &Parsed, generation: u32, now: u64, timeout: u64) -> Decision {
+    let key = fragment_key(p);
+    // SAFETY: the value is copied out at once; a concurrent update can at worst give a stale
+    // verdict of the same fragment train.
+    let Some(v) = (unsafe { SDN_FRAGMENTS.get(&key) }).copied() else {
+        return Decision::plain(reason::FRAGMENT_WITHOUT_HEAD);
+    };
+    if now.saturating_sub(v.last_seen_ns) > timeout {
+        return Decision::plain(reason::FRAGMENT_WITHOUT_HEAD);
+    }
+    if v.kind == kind::DROP || v.generation != generation {
+        // A head judged under an older policy is not trusted: the policy may have revoked it.
+        return Decision::plain(if v.kind == kind::DROP {
+            reason::FRAGMENT_OF_DROPPED
+        } else {
+            reason::FRAGMENT_WITHOUT_HEAD
+        });
+    }
+    if v.kind == kind::INFRA {
+        return Decision::plain(reason::FRAGMENT);
+    }
+    Decision { reason: reason::FRAGMENT, agreement: v.agreement, slot: v.slot, kind: v.kind, transaction: 0 }
+}
+
+fn remember_fragment(p: &Parsed, d: &Decision, generation: u32, now: u64) {
+    let key = fragment_key(p);
+    let value = FlowValue {
+        last_seen_ns: now,
+        generation,
+        agreement: d.agreement,
+        slot: d.slot,
+        kind: if !reason::passes(d.reason) {
+            kind::DROP
+        } else if d.kind == 0 {
+            kind::INFRA
+        } else {
+            d.kind
+        },
+        _pad: [0; 3],
+    };
+    // A full LRU evicts the oldest head; failure leaves later fragments without head (drop).
+    let _ = SDN_FRAGMENTS.insert(&key, &value, 0);
+}
+
+/// Early drops, neighbour discovery, and flow-table hits; `None` hands the packet to the
+/// classifier through the scratch space.
+#[inline(always)]
+fn established(p: &Parsed, generation: u32, now: u64, cfg: &Config, len: u64) -> Option<Decision> {
+    if let Some(r) = p.early_reason {
+        return Some(Decision::plain(r));
+    }
+    let icmp = icmp_class(p);
+    if icmp == packet::ICMP_ND {
+        return Some(Decision::plain(reason::NEIGHBOUR_DISCOVERY));
+    }
+    let syn_only = p.is_tcp() && p.tcp_flags & 0x12 == 0x02;
+    let mut existed = false;
+    if icmp != packet::ICMP_ERROR && cfg.flags & flags::NO_FLOW_LOOKUP == 0 {
+        let key = flow_key(p);
+        if let Some(e) = SDN_FLOWS.get_ptr_mut(&key) {
+            // SAFETY: LRU entries may be recycled under us; we only read a copy and write
+            // the timestamp, and a torn read at worst re-judges the flow.
+            let e = unsafe { &mut *e };
+            if now.saturating_sub(e.last_seen_ns) <= cfg.flow_timeout_ns {
+                existed = true;
+                if e.generation == generation {
+                    if now.wrapping_sub(e.last_seen_ns) > 1_000_000_000 {
+                        e.last_seen_ns = now;
+                    }
+                    return Some(match e.kind {
+                        kind::INFRA => Decision::plain(reason::INFRASTRUCTURE),
+                        kind::REPLY if syn_only => Decision::plain(reason::REPLY_SYN),
+                        k => Decision {
+                            reason: if k == kind::FORWARD {
+                                reason::ESTABLISHED_FORWARD
+                            } else {
+                                reason::ESTABLISHED_REPLY
+                            },
+                            agreement: e.agreement,
+                            slot: e.slot,
+                            kind: k,
+                            transaction: 0,
+                        },
+                    });
+                }
+            }
+        }
+    }
+    let s = SDN_SCRATCH.get_ptr_mut(0)?;
+    // SAFETY: per-CPU scratch; the classifier reads it on this CPU right after.
+    let s = unsafe { &mut *s };
+    s.parsed = *p;
+    s.now = now;
+    s.len = len;
+    s.existed = existed as u8;
+    s.icmp = icmp;
+    None
+}
+
+#[inline(always)]
+fn flow_key(p: &Parsed) -> FlowKey {
+    FlowKey {
+        src: p.src,
+        dst: p.dst,
+        src_port: p.sport,
+        dst_port: p.dport,
+        vlan: p.vlan,
+        protocol: p.protocol,
+        family: p.family,
+    }
+}
+
+/// A first packet (or ICMP error): judge against the policy, remember passing flows.
+#[inline(always)]
+fn classify_first(ctx: &XdpContext, s: &Scratch, cfg: &Config) -> Decision {
+    let p = &s.parsed;
+    let generation = cfg.active_generation & 1;
+    if s.icmp == packet::ICMP_ERROR {
+        return icmp_error(packet::quoted(ctx, p), generation);
+    }
+    let syn_only = p.is_tcp() && p.tcp_flags & 0x12 == 0x02;
+    let t = Tuple::of(p, s.icmp);
+    let mut d = if judge_infra(&t, generation) {
+        Decision::plain(reason::INFRASTRUCTURE)
+    } else {
+        match judge(&t, generation) {
+            Some(j) if j.kind == kind::REPLY && syn_only => Decision::plain(reason::REPLY_SYN),
+            Some(j) => from_judged(&j, reason::FORWARD, reason::REPLY),
+            None => Decision::plain(reason::NO_AGREEMENT),
+        }
+    };
+    if !reason::passes(d.reason) {
+        return d;
+    }
+    if d.kind == kind::FORWARD && s.existed == 0 && (!p.is_tcp() || syn_only) {
+        d.transaction = 1;
+    }
+    let value = FlowValue {
+        last_seen_ns: s.now,
+        generation,
+        agreement: d.agreement,
+        slot: d.slot,
+        kind: if d.kind == 0 { kind::INFRA } else { d.kind },
+        _pad: [0; 3],
+    };
+    // If the table cannot take the flow (it is an LRU, so this is rare), the packet still
+    // passes: the next packet is judged again.
+    let _ = SDN_FLOWS.insert(&flow_key(p), &value, 0);
+    d
+}
+
+fn icmp_error(quoted: Option<Tuple>, generation: u32) -> Decision {
+    let Some(q) = quoted else {
+        return Decision::plain(reason::ICMP_ERROR_MALFORMED);
+    };
+    match judge(&q, generation) {
+        Some(j) => {
+            // The error travels opposite to the packet it quotes.
+            let mut d = from_judged(&j, reason::ICMP_ERROR, reason::ICMP_ERROR);
+            d.kind = if j.kind == kind::FORWARD { kind::REPLY } else { kind::FORWARD };
+            d
+        }
+        None => Decision::plain(reason::ICMP_ERROR_NO_AGREEMENT),
+    }
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

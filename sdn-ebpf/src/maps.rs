@@ -1,0 +1,81 @@
+//! The program's maps. Policy maps hold two generations side by side; `SDN_CONFIG` says which
+//! one is in force, so a policy switch is one word written by the loader.
+
+use aya_ebpf::{
+    bindings::BPF_F_NO_PREALLOC,
+    helpers::bpf_ktime_get_coarse_ns,
+    macros::map,
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, ProgramArray},
+};
+use sdn_common::{
+    AgreementCounters, Config, FlowKey, FlowValue, FragmentKey, FragmentValue, LastDecision,
+    PREFIX_LENGTHS_ENTRIES, PrefixKey, PrefixLengths, PrefixValue, RuleKey, RuleValue, capacity,
+    reason,
+};
+
+use crate::packet::Parsed;
+
+#[map]
+pub(crate) static SDN_CONFIG: Array<Config> = Array::with_max_entries(1, 0);
+
+#[map]
+pub(crate) static SDN_PREFIXES: HashMap<PrefixKey, PrefixValue> =
+    HashMap::with_max_entries(capacity::PREFIXES, BPF_F_NO_PREALLOC);
+
+#[map]
+pub(crate) static SDN_PREFIX_LENGTHS: Array<PrefixLengths> =
+    Array::with_max_entries(PREFIX_LENGTHS_ENTRIES, 0);
+
+#[map]
+pub(crate) static SDN_RULES: HashMap<RuleKey, RuleValue> =
+    HashMap::with_max_entries(capacity::RULES, BPF_F_NO_PREALLOC);
+
+#[map]
+pub(crate) static SDN_FLOWS: LruHashMap<FlowKey, FlowValue> =
+    LruHashMap::with_max_entries(capacity::FLOWS, 0);
+
+#[map]
+pub(crate) static SDN_FRAGMENTS: LruHashMap<FragmentKey, FragmentValue> =
+    LruHashMap::with_max_entries(capacity::FRAGMENTS, 0);
+
+#[map]
+pub(crate) static SDN_COUNTERS: PerCpuArray<AgreementCounters> =
+    PerCpuArray::with_max_entries(capacity::SLOTS, 0);
+
+#[map]
+pub(crate) static SDN_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(reason::COUNT, 0);
+
+#[map]
+pub(crate) static SDN_LAST: PerCpuArray<LastDecision> = PerCpuArray::with_max_entries(1, 0);
+
+/// A parsed packet handed from `sdn_filter` to `sdn_classify`.
+#[derive(Clone, Copy)]
+pub(crate) struct Scratch {
+    pub(crate) parsed: Parsed,
+    pub(crate) now: u64,
+    pub(crate) len: u64,
+    pub(crate) existed: u8,
+    pub(crate) icmp: u8,
+}
+
+#[map]
+pub(crate) static SDN_SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+#[map]
+pub(crate) static SDN_JUMP: ProgramArray = ProgramArray::with_max_entries(1, 0);
+
+/// The configuration in force (all zero, i.e. generation 0 with no rules, before the loader
+/// writes it: an unconfigured program denies all IP traffic).
+#[inline(always)]
+pub(crate) fn config() -> Config {
+    match SDN_CONFIG.get(0) {
+        Some(c) => *c,
+        None => Config::default(),
+    }
+}
+
+#[inline(always)]
+pub(crate) fn now_ns() -> u64 {
+    // SAFETY: a helper without arguments.
+    unsafe { bpf_ktime_get_coarse_ns() }
+}

@@ -1,0 +1,92 @@
+//! Builds the XDP program (the `sdn-ebpf` crate, its own workspace) for bpfel-unknown-none
+//! with Debian's rustc-web and embeds it. Without that toolchain (e.g. `cargo clippy` on a
+//! machine that never ran `scripts/setup.sh`) an empty object is embedded and the loader
+//! says so at run time; `SDN_EBPF_BUILD=require` turns that into a build error.
+
+use std::{
+    env, fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+fn toolchain_present() -> bool {
+    let linker = env::var_os("PATH").is_some_and(|paths| {
+        env::split_paths(&paths).any(|p| p.join("bpf-linker").is_file())
+    }) || home_cargo_bin().join("bpf-linker").is_file();
+    linker
+        && Path::new("/usr/bin/rustc").is_file()
+        && Path::new("/usr/lib/rustlib/bpfel-unknown-none").is_dir()
+}
+
+fn home_cargo_bin() -> PathBuf {
+    env::var_os("HOME").map(PathBuf::from).unwrap_or_default().join(".cargo/bin")
+}
+
+fn main() {
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap_or_default());
+    let dst = out_dir.join("sdn-ebpf.o");
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
+    let root = manifest_dir.parent().map(Path::to_path_buf).unwrap_or_default();
+    for p in ["sdn-ebpf/src", "sdn-ebpf/Cargo.toml", "sdn-ebpf/Cargo.lock", "sdn-common/src"] {
+        println!("cargo:rerun-if-changed={}", root.join(p).display());
+    }
+    println!("cargo:rerun-if-env-changed=SDN_EBPF_OBJECT");
+    println!("cargo:rerun-if-env-changed=SDN_EBPF_BUILD");
+
+    if let Some(obj) = env::var_os("SDN_EBPF_OBJECT") {
+        if let Err(e) = fs::copy(&obj, &dst) {
+            panic!("SDN_EBPF_OBJECT={}: {e}", PathBuf::from(obj).display());
+        }
+        return;
+    }
+    let mode = env::var("SDN_EBPF_BUILD").unwrap_or_default();
+    if mode == "skip" || (mode != "require" && !toolchain_present()) {
+        println!(
+            "cargo:warning=building sdn-loader without the XDP program (no BPF toolchain; run scripts/setup.sh)"
+        );
+        if let Err(e) = fs::write(&dst, []) {
+            panic!("{}: {e}", dst.display());
+        }
+        return;
+    }
+
+    let target_dir = root.join("target").join("ebpf");
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut path = env::var_os("PATH").unwrap_or_default();
+    let mut paths: Vec<PathBuf> = env::split_paths(&path).collect();
+    paths.push(home_cargo_bin());
+    if let Ok(joined) = env::join_paths(paths) {
+        path = joined;
+    }
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root.join("sdn-ebpf"))
+        .args(["build", "--release", "--target", "bpfel-unknown-none", "--target-dir"])
+        .arg(&target_dir)
+        .env("RUSTC", "/usr/bin/rustc")
+        .env("RUSTC_BOOTSTRAP", "aya_ebpf")
+        .env("PATH", path);
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "RUSTDOCFLAGS",
+        "CARGO_MAKEFLAGS",
+        "CARGO_PRIMARY_PACKAGE",
+    ] {
+        cmd.env_remove(var);
+    }
+    let status = match cmd.status() {
+        Ok(s) => s,
+        Err(e) => panic!("running cargo for sdn-ebpf: {e}"),
+    };
+    if !status.success() {
+        panic!("building the XDP program (sdn-ebpf) failed: {status}");
+    }
+    let obj = target_dir.join("bpfel-unknown-none/release/sdn-ebpf");
+    if let Err(e) = fs::copy(&obj, &dst) {
+        panic!("{}: {e}", obj.display());
+    }
+}

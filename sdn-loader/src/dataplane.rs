@@ -1,0 +1,564 @@
+//! The loaded XDP program and its maps: loading (private or pinned), applying a compiled
+//! policy atomically (write the inactive generation, flip one word, delete the old one),
+//! running frames through BPF_PROG_TEST_RUN, and reading counters.
+
+use std::{
+    collections::{BTreeMap, HashMap as StdHashMap},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, HashMap, MapData, MapError, PerCpuArray, PerCpuValues, ProgramArray},
+    programs::{ProgramError, TestRun, TestRunOptions, Xdp},
+};
+use sdn_common::{
+    AgreementCounters, Config, DEFAULT_FLOW_TIMEOUT_NS, DEFAULT_FRAGMENT_TIMEOUT_NS,
+    CLASSIFIER_NAME, LastDecision, PROGRAM_NAME, PrefixLength, PrefixKey, PrefixLengths, PrefixValue, RULES_PER_VALUE,
+    RuleEntry, RuleKey, RuleValue, capacity, maps, prefix_lengths_index, reason,
+};
+
+use crate::compile::Compiled;
+
+/// The XDP object built by build.rs (empty when built without the BPF toolchain).
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sdn-ebpf.o"));
+
+/// Errors of the data plane.
+#[derive(Debug, thiserror::Error)]
+pub enum DataplaneError {
+    /// The binary was built without the XDP program.
+    #[error("this sdn-loader was built without the XDP program (the BPF toolchain was missing): run scripts/setup.sh, then rebuild")]
+    NoObject,
+    /// Loading the object failed.
+    #[error("loading the XDP object: {0}")]
+    Load(#[from] aya::EbpfError),
+    /// The verifier or the kernel refused the program.
+    #[error("loading the XDP program into the kernel: {0}")]
+    Program(#[from] ProgramError),
+    /// A map operation failed.
+    #[error("map {map}: {source}")]
+    Map {
+        /// Map name.
+        map: &'static str,
+        /// Cause.
+        #[source]
+        source: MapError,
+    },
+    /// The verifier or the kernel refused one of the programs.
+    #[error("loading the XDP program {name} into the kernel: {source}")]
+    ProgramLoad {
+        /// Program name.
+        name: &'static str,
+        /// Cause (with the verifier log).
+        #[source]
+        source: ProgramError,
+    },
+    /// A program in the object is missing.
+    #[error("program {0} missing from the XDP object")]
+    MissingProgram(&'static str),
+    /// A map in the object is missing.
+    #[error("map {0} missing from the XDP object")]
+    MissingMap(&'static str),
+    /// The new policy does not fit.
+    #[error("the policy does not fit the data plane: {what} needs {needed} entries, {available} are free (capacity {capacity}); nothing was changed")]
+    Full {
+        /// Which map.
+        what: &'static str,
+        /// Entries needed.
+        needed: usize,
+        /// Free entries.
+        available: usize,
+        /// Map capacity.
+        capacity: u32,
+    },
+    /// Too many agreements for the counter slots.
+    #[error("{needed} agreements need counter slots but only {capacity} exist; nothing was changed")]
+    SlotsFull {
+        /// Slots needed.
+        needed: usize,
+        /// Slots in the map.
+        capacity: u32,
+    },
+    /// A test run failed.
+    #[error("BPF_PROG_TEST_RUN: {0}")]
+    TestRun(ProgramError),
+    /// Getting the CPU count failed.
+    #[error("reading the possible CPUs: {0}")]
+    Cpus(std::io::Error),
+    /// Pin directory problems.
+    #[error("pin directory {path}: {source}")]
+    PinDir {
+        /// The directory.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn map_err(map: &'static str) -> impl FnOnce(MapError) -> DataplaneError {
+    move |source| DataplaneError::Map { map, source }
+}
+
+/// Capacities chosen at load time (pinned maps keep the capacity they were created with).
+#[derive(Clone, Copy, Debug)]
+pub struct Capacities {
+    /// Counter slots (agreements).
+    pub slots: u32,
+    /// Flow-table entries.
+    pub flows: u32,
+    /// Fragment-table entries.
+    pub fragments: u32,
+    /// Prefix entries (both generations).
+    pub prefixes: u32,
+    /// Rule entries (both generations).
+    pub rules: u32,
+}
+
+impl Default for Capacities {
+    fn default() -> Self {
+        Self {
+            slots: capacity::SLOTS,
+            flows: capacity::FLOWS,
+            fragments: capacity::FRAGMENTS,
+            prefixes: capacity::PREFIXES,
+            rules: capacity::RULES,
+        }
+    }
+}
+
+impl Capacities {
+    /// Small maps for a private replay/explain instance of a policy of this size.
+    pub fn for_replay(compiled: &Compiled) -> Self {
+        let grow = |n: usize| ((n * 2 + 64) as u32).next_power_of_two();
+        Self {
+            slots: grow(compiled.agreements.len()),
+            flows: 1 << 16,
+            fragments: 1 << 12,
+            prefixes: grow(compiled.prefixes.len()),
+            rules: grow(compiled.rule_entries()),
+        }
+    }
+}
+
+/// Outcome of one frame through the program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameResult {
+    /// XDP action.
+    pub action: u32,
+    /// The program's own record (requires `flags::RECORD_LAST`).
+    pub last: LastDecision,
+}
+
+/// Summary of an apply.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// Generation now in force.
+    pub generation: u32,
+    /// Prefix entries written.
+    pub prefixes: usize,
+    /// Rule entries written.
+    pub rules: usize,
+    /// Agreements in force.
+    pub agreements: usize,
+}
+
+/// A loaded program with its maps.
+pub struct Dataplane {
+    ebpf: Ebpf,
+    config: Array<MapData, Config>,
+    prefixes: HashMap<MapData, PrefixKey, PrefixValue>,
+    lengths: Array<MapData, PrefixLengths>,
+    rules: HashMap<MapData, RuleKey, RuleValue>,
+    counters: PerCpuArray<MapData, AgreementCounters>,
+    stats: PerCpuArray<MapData, u64>,
+    last: PerCpuArray<MapData, LastDecision>,
+    caps: Capacities,
+    /// Agreement id -> counter slot (recovered from the rules in force when re-using pins).
+    slots: BTreeMap<u32, u32>,
+}
+
+const ALL_MAPS: [&str; 11] = [
+    maps::SCRATCH,
+    maps::JUMP,
+    maps::CONFIG,
+    maps::PREFIXES,
+    maps::PREFIX_LENGTHS,
+    maps::RULES,
+    maps::FLOWS,
+    maps::FRAGMENTS,
+    maps::COUNTERS,
+    maps::STATS,
+    maps::LAST,
+];
+
+/// Whether this binary carries the XDP program.
+pub fn has_object() -> bool {
+    !EBPF_OBJECT.is_empty()
+}
+
+impl Dataplane {
+    /// Loads a private instance: maps not pinned, program not attached (replay, explain,
+    /// tests, benchmarks).
+    pub fn load_private(caps: Capacities) -> Result<Self, DataplaneError> {
+        Self::load(caps, None)
+    }
+
+    /// Loads with every map pinned under `pin_dir/maps/` (existing pins are re-used: counters
+    /// and flows survive loader restarts and upgrades).
+    pub fn load_pinned(caps: Capacities, pin_dir: &Path) -> Result<Self, DataplaneError> {
+        Self::load(caps, Some(pin_dir))
+    }
+
+    fn load(caps: Capacities, pin_dir: Option<&Path>) -> Result<Self, DataplaneError> {
+        if !has_object() {
+            return Err(DataplaneError::NoObject);
+        }
+        let mut loader = EbpfLoader::new();
+        loader
+            .map_max_entries(maps::COUNTERS, caps.slots)
+            .map_max_entries(maps::FLOWS, caps.flows)
+            .map_max_entries(maps::FRAGMENTS, caps.fragments)
+            .map_max_entries(maps::PREFIXES, caps.prefixes)
+            .map_max_entries(maps::RULES, caps.rules);
+        let map_dir = pin_dir.map(|d| d.join(crate::paths::MAPS_SUBDIR));
+        if let Some(dir) = &map_dir {
+            std::fs::create_dir_all(dir)
+                .map_err(|source| DataplaneError::PinDir { path: dir.clone(), source })?;
+            for name in ALL_MAPS {
+                loader.map_pin_path(name, dir.join(name));
+            }
+        }
+        let mut ebpf = loader.load(EBPF_OBJECT)?;
+        for name in [CLASSIFIER_NAME, PROGRAM_NAME] {
+            let program: &mut Xdp = ebpf.program_mut(name).ok_or(DataplaneError::MissingProgram(name))?.try_into()?;
+            program.load().map_err(|source| DataplaneError::ProgramLoad { name, source })?;
+        }
+        {
+            let classifier: &Xdp = ebpf
+                .program(CLASSIFIER_NAME)
+                .ok_or(DataplaneError::MissingProgram(CLASSIFIER_NAME))?
+                .try_into()?;
+            let fd = classifier.fd()?.try_clone().map_err(|e| DataplaneError::Program(e.into()))?;
+            let mut jump = ProgramArray::try_from(
+                ebpf.map_mut(maps::JUMP).ok_or(DataplaneError::MissingMap(maps::JUMP))?,
+            )
+            .map_err(map_err(maps::JUMP))?;
+            jump.set(0, &fd, 0).map_err(map_err(maps::JUMP))?;
+        }
+
+        let mut take = |name: &'static str| ebpf.take_map(name).ok_or(DataplaneError::MissingMap(name));
+        let config = Array::try_from(take(maps::CONFIG)?).map_err(map_err(maps::CONFIG))?;
+        let prefixes = HashMap::try_from(take(maps::PREFIXES)?).map_err(map_err(maps::PREFIXES))?;
+        let lengths = Array::try_from(take(maps::PREFIX_LENGTHS)?).map_err(map_err(maps::PREFIX_LENGTHS))?;
+        let rules = HashMap::try_from(take(maps::RULES)?).map_err(map_err(maps::RULES))?;
+        let counters = PerCpuArray::try_from(take(maps::COUNTERS)?).map_err(map_err(maps::COUNTERS))?;
+        let stats = PerCpuArray::try_from(take(maps::STATS)?).map_err(map_err(maps::STATS))?;
+        let last = PerCpuArray::try_from(take(maps::LAST)?).map_err(map_err(maps::LAST))?;
+        let mut dp = Self { ebpf, config, prefixes, lengths, rules, counters, stats, last, caps, slots: BTreeMap::new() };
+        dp.caps.slots = dp.counters.len();
+        if dp.config()?.flow_timeout_ns == 0 {
+            dp.set_config(Config {
+                active_generation: 0,
+                flags: 0,
+                flow_timeout_ns: DEFAULT_FLOW_TIMEOUT_NS,
+                fragment_timeout_ns: DEFAULT_FRAGMENT_TIMEOUT_NS,
+            })?;
+        }
+        dp.recover_slots()?;
+        Ok(dp)
+    }
+
+    /// The XDP program (to attach or pin it).
+    pub fn program_mut(&mut self) -> Result<&mut Xdp, DataplaneError> {
+        Ok(self
+            .ebpf
+            .program_mut(PROGRAM_NAME)
+            .ok_or(DataplaneError::MissingProgram(PROGRAM_NAME))?
+            .try_into()?)
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Result<Config, DataplaneError> {
+        self.config.get(&0, 0).map_err(map_err(maps::CONFIG))
+    }
+
+    /// Writes the configuration.
+    pub fn set_config(&mut self, cfg: Config) -> Result<(), DataplaneError> {
+        self.config.set(0, cfg, 0).map_err(map_err(maps::CONFIG))
+    }
+
+    /// Sets or clears `flags::*` bits.
+    pub fn set_flags(&mut self, set: u32, clear: u32) -> Result<(), DataplaneError> {
+        let mut cfg = self.config()?;
+        cfg.flags = (cfg.flags & !clear) | set;
+        self.set_config(cfg)
+    }
+
+    /// Agreement id -> slot of the rules now in force.
+    pub fn slots(&self) -> &BTreeMap<u32, u32> {
+        &self.slots
+    }
+
+    fn recover_slots(&mut self) -> Result<(), DataplaneError> {
+        let active = self.config()?.active_generation as u8;
+        let mut slots = BTreeMap::new();
+        for item in self.rules.iter() {
+            let (k, v) = item.map_err(map_err(maps::RULES))?;
+            if k.generation != active {
+                continue;
+            }
+            for e in v.entries.iter().take(v.count as usize) {
+                if k.client_class != sdn_common::INFRA_CLASS {
+                    slots.insert(e.agreement, e.slot);
+                }
+            }
+        }
+        self.slots = slots;
+        Ok(())
+    }
+
+    /// Assigns slots for `agreements`: kept ones keep theirs, new ones get free slots whose
+    /// counters are zeroed first (a slot may have belonged to a removed agreement).
+    fn assign_slots(&mut self, agreements: &[u32]) -> Result<BTreeMap<u32, u32>, DataplaneError> {
+        if agreements.len() > self.caps.slots as usize {
+            return Err(DataplaneError::SlotsFull { needed: agreements.len(), capacity: self.caps.slots });
+        }
+        let mut out = BTreeMap::new();
+        let mut used = vec![false; self.caps.slots as usize];
+        for id in agreements {
+            if let Some(&s) = self.slots.get(id) {
+                if (s as usize) < used.len() && !used[s as usize] {
+                    used[s as usize] = true;
+                    out.insert(*id, s);
+                }
+            }
+        }
+        let mut free = used.iter().enumerate().filter(|(_, u)| !**u).map(|(i, _)| i as u32);
+        let mut fresh = Vec::new();
+        for id in agreements {
+            if !out.contains_key(id) {
+                let Some(s) = free.next() else {
+                    return Err(DataplaneError::SlotsFull { needed: agreements.len(), capacity: self.caps.slots });
+                };
+                out.insert(*id, s);
+                fresh.push(s);
+            }
+        }
+        let ncpus = aya::util::nr_cpus().map_err(|(_, e)| DataplaneError::Cpus(e))?;
+        for s in fresh {
+            let zero = PerCpuValues::try_from(vec![AgreementCounters::default(); ncpus]).map_err(DataplaneError::Cpus)?;
+            self.counters.set(s, zero, 0).map_err(map_err(maps::COUNTERS))?;
+        }
+        Ok(out)
+    }
+
+    fn count_generation(&self, generation: u8) -> Result<(usize, usize), DataplaneError> {
+        let mut p = 0;
+        for k in self.prefixes.keys() {
+            if k.map_err(map_err(maps::PREFIXES))?.generation == generation {
+                p += 1;
+            }
+        }
+        let mut r = 0;
+        for k in self.rules.keys() {
+            if k.map_err(map_err(maps::RULES))?.generation == generation {
+                r += 1;
+            }
+        }
+        Ok((p, r))
+    }
+
+    fn delete_generation(&mut self, generation: u8) -> Result<(), DataplaneError> {
+        let keys: Vec<PrefixKey> = self
+            .prefixes
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| k.generation == generation)
+            .collect();
+        for k in keys {
+            self.prefixes.remove(&k).map_err(map_err(maps::PREFIXES))?;
+        }
+        let keys: Vec<RuleKey> = self.rules.keys().filter_map(Result::ok).filter(|k| k.generation == generation).collect();
+        for k in keys {
+            self.rules.remove(&k).map_err(map_err(maps::RULES))?;
+        }
+        for t in 0..sdn_common::table::COUNT as u8 {
+            for f in [sdn_common::family::V4, sdn_common::family::V6] {
+                self.lengths
+                    .set(prefix_lengths_index(u32::from(generation), t, f), PrefixLengths::default(), 0)
+                    .map_err(map_err(maps::PREFIX_LENGTHS))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a compiled policy atomically: a packet sees the old policy or the new one.
+    /// On any error the policy in force is untouched.
+    pub fn apply(&mut self, compiled: &Compiled) -> Result<ApplyReport, DataplaneError> {
+        let cfg = self.config()?;
+        let active = (cfg.active_generation & 1) as u8;
+        let next = active ^ 1;
+        // Leftovers of an interrupted apply.
+        self.delete_generation(next)?;
+        let (live_p, live_r) = self.count_generation(active)?;
+        let need_p = compiled.prefixes.len();
+        let need_r = compiled.rule_entries();
+        if live_p + need_p > self.caps.prefixes as usize {
+            return Err(DataplaneError::Full {
+                what: maps::PREFIXES,
+                needed: need_p,
+                available: (self.caps.prefixes as usize).saturating_sub(live_p),
+                capacity: self.caps.prefixes,
+            });
+        }
+        if live_r + need_r > self.caps.rules as usize {
+            return Err(DataplaneError::Full {
+                what: maps::RULES,
+                needed: need_r,
+                available: (self.caps.rules as usize).saturating_sub(live_r),
+                capacity: self.caps.rules,
+            });
+        }
+        let slots = self.assign_slots(&compiled.agreements)?;
+        if let Err(e) = self.write_generation(compiled, next, &slots) {
+            // Best effort: the inactive generation is never read, and the next apply clears it.
+            let _ = self.delete_generation(next);
+            return Err(e);
+        }
+        let mut new_cfg = cfg;
+        new_cfg.active_generation = u32::from(next);
+        self.set_config(new_cfg)?;
+        self.slots = slots;
+        self.delete_generation(active)?;
+        Ok(ApplyReport {
+            generation: u32::from(next),
+            prefixes: need_p,
+            rules: need_r,
+            agreements: compiled.agreements.len(),
+        })
+    }
+
+    fn write_generation(&mut self, c: &Compiled, generation: u8, slots: &BTreeMap<u32, u32>) -> Result<(), DataplaneError> {
+        for l in &c.lengths {
+            let mut v = PrefixLengths { count: l.lengths.len() as u32, ..Default::default() };
+            for (i, len) in l.lengths.iter().enumerate().take(v.lengths.len()) {
+                v.lengths[i] = PrefixLength::new(*len);
+            }
+            self.lengths
+                .set(prefix_lengths_index(u32::from(generation), l.table, l.family), v, 0)
+                .map_err(map_err(maps::PREFIX_LENGTHS))?;
+        }
+        for p in &c.prefixes {
+            let key = PrefixKey { generation, table: p.table, family: p.family, prefix_len: p.prefix_len, addr: p.addr };
+            self.prefixes
+                .insert(key, PrefixValue { class: p.class }, 0)
+                .map_err(map_err(maps::PREFIXES))?;
+        }
+        for r in &c.rules {
+            let chunks: Vec<_> = r.intervals.chunks(RULES_PER_VALUE).collect();
+            for (i, chunk) in chunks.iter().enumerate() {
+                // Unused entries hold the empty interval 1..=0, which the kernel never matches.
+                let mut v = RuleValue {
+                    count: chunk.len() as u32,
+                    more: u32::from(i + 1 < chunks.len()),
+                    entries: [RuleEntry { port_lo: 1, port_hi: 0, agreement: 0, slot: 0 }; RULES_PER_VALUE],
+                };
+                for (j, iv) in chunk.iter().enumerate() {
+                    v.entries[j] = RuleEntry {
+                        port_lo: iv.lo,
+                        port_hi: iv.hi,
+                        agreement: iv.agreement,
+                        slot: slots.get(&iv.agreement).copied().unwrap_or(0),
+                    };
+                }
+                let key = RuleKey {
+                    generation,
+                    protocol: r.protocol,
+                    vlan: r.vlan,
+                    client_class: r.client_class,
+                    endpoint_class: r.endpoint_class,
+                    chunk: i as u32,
+                };
+                self.rules.insert(key, v, 0).map_err(map_err(maps::RULES))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one frame through the program (BPF_PROG_TEST_RUN) and reads its own record of
+    /// the decision. The instance must have `flags::RECORD_LAST` set.
+    pub fn run_frame(&mut self, frame: &[u8]) -> Result<FrameResult, DataplaneError> {
+        let prog: &Xdp = self
+            .ebpf
+            .program(PROGRAM_NAME)
+            .ok_or(DataplaneError::MissingProgram(PROGRAM_NAME))?
+            .try_into()
+            .map_err(DataplaneError::Program)?;
+        let mut out = vec![0u8; frame.len() + 256];
+        let mut opts = TestRunOptions::new();
+        opts.data_in = Some(frame);
+        opts.data_out = Some(&mut out);
+        let res = prog.test_run(opts).map_err(DataplaneError::TestRun)?;
+        // test_run executes on the calling CPU; its per-CPU record is the newest sequence.
+        let per_cpu = self.last.get(&0, 0).map_err(map_err(maps::LAST))?;
+        let last = per_cpu.iter().copied().max_by_key(|l| l.sequence).unwrap_or_default();
+        Ok(FrameResult { action: res.return_value, last })
+    }
+
+    /// Runs one frame `repeat` times in the kernel and returns the kernel-measured mean time
+    /// per run and the action.
+    pub fn time_frame(&mut self, frame: &[u8], repeat: u32) -> Result<(Duration, u32), DataplaneError> {
+        let prog: &Xdp = self
+            .ebpf
+            .program(PROGRAM_NAME)
+            .ok_or(DataplaneError::MissingProgram(PROGRAM_NAME))?
+            .try_into()
+            .map_err(DataplaneError::Program)?;
+        let mut out = vec![0u8; frame.len() + 256];
+        let mut opts = TestRunOptions::new();
+        opts.data_in = Some(frame);
+        opts.data_out = Some(&mut out);
+        opts.repeat = repeat;
+        let res = prog.test_run(opts).map_err(DataplaneError::TestRun)?;
+        Ok((res.duration, res.return_value))
+    }
+
+    /// Per-agreement counters summed over CPUs, for the agreements in force.
+    pub fn agreement_counters(&self) -> Result<Vec<(u32, AgreementCounters)>, DataplaneError> {
+        let mut out = Vec::with_capacity(self.slots.len());
+        for (&id, &slot) in &self.slots {
+            out.push((id, self.slot_counters(slot)?));
+        }
+        Ok(out)
+    }
+
+    /// Counters of one slot summed over CPUs.
+    pub fn slot_counters(&self, slot: u32) -> Result<AgreementCounters, DataplaneError> {
+        let per_cpu = self.counters.get(&slot, 0).map_err(map_err(maps::COUNTERS))?;
+        Ok(sum_counters(per_cpu.iter()))
+    }
+
+    /// Packets per reason, summed over CPUs.
+    pub fn reason_counts(&self) -> Result<StdHashMap<u32, u64>, DataplaneError> {
+        let mut out = StdHashMap::new();
+        for r in 0..reason::COUNT {
+            let v = self.stats.get(&r, 0).map_err(map_err(maps::STATS))?;
+            out.insert(r, v.iter().sum());
+        }
+        Ok(out)
+    }
+}
+
+/// Sums per-CPU counters.
+pub fn sum_counters<'a>(values: impl Iterator<Item = &'a AgreementCounters>) -> AgreementCounters {
+    values.fold(AgreementCounters::default(), |mut a, c| {
+        a.forward_packets += c.forward_packets;
+        a.forward_bytes += c.forward_bytes;
+        a.reply_packets += c.reply_packets;
+        a.reply_bytes += c.reply_bytes;
+        a.transactions += c.transactions;
+        a
+    })
+}

@@ -1,0 +1,11 @@
+//! sdn-filter's loader: policy model and validation, compilation of a policy into the XDP
+//! program's map entries, loading/attaching/pinning, and replay/explain through the real
+//! program (BPF_PROG_TEST_RUN).
+
+pub mod compile;
+pub mod dataplane;
+pub mod explain;
+pub mod paths;
+pub mod policy;
+pub mod replay;
+pub mod synth;

@@ -1,0 +1,2 @@
+//! sdn-loader command line.
+fn main() {}

@@ -1,0 +1,208 @@
+//! The validated policy: what a policy file (or, later, the database) says, with every
+//! reference resolved and every value checked. Construct it only through `parse`.
+
+use chrono::NaiveDate;
+use ipnet::IpNet;
+
+/// Transport protocol of an endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    /// TCP (6); has ports.
+    Tcp,
+    /// UDP (17); has ports.
+    Udp,
+    /// SCTP (132); has ports.
+    Sctp,
+    /// ICMP (1); IPv4 endpoints only, no ports.
+    Icmp,
+    /// ICMPv6 (58); IPv6 endpoints only, no ports.
+    Icmpv6,
+    /// Any protocol; no ports.
+    Any,
+}
+
+impl Protocol {
+    /// IP protocol number, `None` for `Any`.
+    pub const fn number(self) -> Option<u8> {
+        match self {
+            Self::Tcp => Some(6),
+            Self::Udp => Some(17),
+            Self::Sctp => Some(132),
+            Self::Icmp => Some(1),
+            Self::Icmpv6 => Some(58),
+            Self::Any => None,
+        }
+    }
+
+    /// Whether endpoints of this protocol carry port sets.
+    pub const fn has_ports(self) -> bool {
+        matches!(self, Self::Tcp | Self::Udp | Self::Sctp)
+    }
+
+    /// The policy-file spelling.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+            Self::Udp => "udp",
+            Self::Sctp => "sctp",
+            Self::Icmp => "icmp",
+            Self::Icmpv6 => "icmpv6",
+            Self::Any => "any",
+        }
+    }
+}
+
+/// An inclusive port range, `lo <= hi`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PortRange {
+    /// First port.
+    pub lo: u16,
+    /// Last port.
+    pub hi: u16,
+}
+
+impl PortRange {
+    /// Every port.
+    pub const ALL: Self = Self {
+        lo: 0,
+        hi: u16::MAX,
+    };
+
+    /// Whether `port` lies in the range.
+    pub const fn contains(self, port: u16) -> bool {
+        self.lo <= port && port <= self.hi
+    }
+}
+
+/// An organisation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Organisation {
+    /// Stable key.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+}
+
+/// A named port set of one protocol.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortAlias {
+    /// The alias name.
+    pub name: String,
+    /// tcp, udp or sctp.
+    pub protocol: Protocol,
+    /// The ports, resolved to ranges.
+    pub ports: Vec<PortRange>,
+}
+
+/// One endpoint of a service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Address or prefix (host bits clear).
+    pub address: IpNet,
+    /// Protocol.
+    pub protocol: Protocol,
+    /// Port ranges, aliases resolved; empty means every port.
+    pub ports: Vec<PortRange>,
+}
+
+/// A service offered by an organisation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Service {
+    /// Stable key.
+    pub id: String,
+    /// Owning organisation id.
+    pub organisation: String,
+    /// Display name.
+    pub name: String,
+    /// At least one endpoint.
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// A client: source prefixes of one organisation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Client {
+    /// Stable key.
+    pub id: String,
+    /// Owning organisation id.
+    pub organisation: String,
+    /// Source prefixes (host bits clear).
+    pub prefixes: Vec<IpNet>,
+}
+
+/// Agreement lifecycle state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AgreementState {
+    /// Asked for, not yet decided.
+    Requested,
+    /// In force (unless expired).
+    Approved,
+    /// Refused.
+    Rejected,
+    /// Withdrawn.
+    Revoked,
+}
+
+impl AgreementState {
+    /// The policy-file spelling.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Requested => "requested",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
+/// An agreement: a client may reach a service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Agreement {
+    /// Unique, stable id; counters are kept per id.
+    pub id: u32,
+    /// Client id.
+    pub client: String,
+    /// Service id.
+    pub service: String,
+    /// State.
+    pub state: AgreementState,
+    /// In force while today's UTC date is before this date.
+    pub expires: Option<NaiveDate>,
+    /// VLAN 1-4094, or any VLAN (and untagged) when `None`.
+    pub vlan: Option<u16>,
+}
+
+impl Agreement {
+    /// Whether the agreement is in force on `today` (a UTC date).
+    pub fn in_force(&self, today: NaiveDate) -> bool {
+        self.state == AgreementState::Approved && self.expires.is_none_or(|e| today < e)
+    }
+}
+
+/// One entry of the infrastructure allow list: traffic to or from `prefix` (with the protocol
+/// and, for tcp/udp/sctp, a source or destination port in `ports`) always passes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InfraEntry {
+    /// The router's management network or a routing peer.
+    pub prefix: IpNet,
+    /// Protocol (`Any` by default).
+    pub protocol: Protocol,
+    /// Port ranges; empty means every port.
+    pub ports: Vec<PortRange>,
+}
+
+/// A whole validated policy.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// Organisations.
+    pub organisations: Vec<Organisation>,
+    /// Port aliases.
+    pub port_aliases: Vec<PortAlias>,
+    /// Services.
+    pub services: Vec<Service>,
+    /// Clients.
+    pub clients: Vec<Client>,
+    /// Agreements.
+    pub agreements: Vec<Agreement>,
+    /// Infrastructure allow list (an extension of the DESIGN.md format: `[[infrastructure]]`).
+    pub infrastructure: Vec<InfraEntry>,
+}
