@@ -10,24 +10,35 @@ use std::{
 };
 
 fn toolchain_present() -> bool {
-    let linker = env::var_os("PATH").is_some_and(|paths| {
-        env::split_paths(&paths).any(|p| p.join("bpf-linker").is_file())
-    }) || home_cargo_bin().join("bpf-linker").is_file();
+    let linker = env::var_os("PATH")
+        .is_some_and(|paths| env::split_paths(&paths).any(|p| p.join("bpf-linker").is_file()))
+        || home_cargo_bin().join("bpf-linker").is_file();
     linker
         && Path::new("/usr/bin/rustc").is_file()
         && Path::new("/usr/lib/rustlib/bpfel-unknown-none").is_dir()
 }
 
 fn home_cargo_bin() -> PathBuf {
-    env::var_os("HOME").map(PathBuf::from).unwrap_or_default().join(".cargo/bin")
+    env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default()
+        .join(".cargo/bin")
 }
 
 fn main() {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap_or_default());
     let dst = out_dir.join("sdn-ebpf.o");
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
-    let root = manifest_dir.parent().map(Path::to_path_buf).unwrap_or_default();
-    for p in ["sdn-ebpf/src", "sdn-ebpf/Cargo.toml", "sdn-ebpf/Cargo.lock", "sdn-common/src"] {
+    let root = manifest_dir
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    for p in [
+        "sdn-ebpf/src",
+        "sdn-ebpf/Cargo.toml",
+        "sdn-ebpf/Cargo.lock",
+        "sdn-common/src",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(p).display());
     }
     println!("cargo:rerun-if-env-changed=SDN_EBPF_OBJECT");
@@ -60,7 +71,13 @@ fn main() {
     }
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root.join("sdn-ebpf"))
-        .args(["build", "--release", "--target", "bpfel-unknown-none", "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "bpfel-unknown-none",
+            "--target-dir",
+        ])
         .arg(&target_dir)
         .env("RUSTC", "/usr/bin/rustc")
         .env("RUSTC_BOOTSTRAP", "aya_ebpf")

@@ -177,11 +177,19 @@ impl PrefixLength {
             } else {
                 (len as u32) - lo
             };
-            let host: u32 = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            let host: u32 = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
             mask[w] = host.to_be();
             w += 1;
         }
-        Self { len, _pad: [0; 3], mask }
+        Self {
+            len,
+            _pad: [0; 3],
+            mask,
+        }
     }
 }
 
@@ -197,7 +205,10 @@ pub struct PrefixLengths {
 
 impl Default for PrefixLengths {
     fn default() -> Self {
-        Self { count: 0, lengths: [PrefixLength::new(0); MAX_PREFIX_LENGTHS] }
+        Self {
+            count: 0,
+            lengths: [PrefixLength::new(0); MAX_PREFIX_LENGTHS],
+        }
     }
 }
 
@@ -484,7 +495,10 @@ mod tests {
     #[test]
     fn prefix_masks() {
         assert_eq!(PrefixLength::new(0).mask, [0; 4]);
-        assert_eq!(PrefixLength::new(24).mask[0], u32::from_ne_bytes([255, 255, 255, 0]));
+        assert_eq!(
+            PrefixLength::new(24).mask[0],
+            u32::from_ne_bytes([255, 255, 255, 0])
+        );
         assert_eq!(PrefixLength::new(32).mask, [u32::MAX, 0, 0, 0]);
         let m = PrefixLength::new(48).mask;
         assert_eq!(m, [u32::MAX, u32::from_ne_bytes([255, 255, 0, 0]), 0, 0]);

@@ -14,8 +14,7 @@ use sdn_common::{
 use crate::{
     maps::{SDN_PREFIX_LENGTHS, SDN_PREFIXES, SDN_RULES},
     packet::{
-        ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMP_OTHER, PROTO_SCTP, PROTO_TCP,
-        PROTO_UDP, Parsed,
+        ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMP_OTHER, PROTO_SCTP, PROTO_TCP, PROTO_UDP, Parsed,
     },
 };
 
@@ -79,7 +78,13 @@ fn class_of(generation: u32, tbl: u8, fam: u8, addr: &[u32; 4]) -> u32 {
         return 0;
     };
     let n = lens.count as usize;
-    let mut key = PrefixKey { generation: generation as u8, table: tbl, family: fam, prefix_len: 0, addr: [0; 4] };
+    let mut key = PrefixKey {
+        generation: generation as u8,
+        table: tbl,
+        family: fam,
+        prefix_len: 0,
+        addr: [0; 4],
+    };
     let mut i = 0;
     while i < MAX_PREFIX_LENGTHS {
         if i >= n {
@@ -87,7 +92,12 @@ fn class_of(generation: u32, tbl: u8, fam: u8, addr: &[u32; 4]) -> u32 {
         }
         let l = &lens.lengths[i];
         key.prefix_len = l.len;
-        key.addr = [addr[0] & l.mask[0], addr[1] & l.mask[1], addr[2] & l.mask[2], addr[3] & l.mask[3]];
+        key.addr = [
+            addr[0] & l.mask[0],
+            addr[1] & l.mask[1],
+            addr[2] & l.mask[2],
+            addr[3] & l.mask[3],
+        ];
         // SAFETY: the value is copied out at once.
         if let Some(v) = unsafe { SDN_PREFIXES.get(&key) } {
             return v.class;
@@ -160,7 +170,11 @@ fn match_rules(base: &RuleKey, port: u32) -> u64 {
 /// Forward (src = client, dst = endpoint) or reply (src = endpoint, dst = client).
 #[inline(never)]
 fn judge_way(t: &Tuple, generation: u32, reply: bool) -> u64 {
-    let (client_addr, endpoint_addr, port) = if reply { (&t.dst, &t.src, t.sport) } else { (&t.src, &t.dst, t.dport) };
+    let (client_addr, endpoint_addr, port) = if reply {
+        (&t.dst, &t.src, t.sport)
+    } else {
+        (&t.src, &t.dst, t.dport)
+    };
     let endpoint_class = class_of(generation, table::ENDPOINT, t.family, endpoint_addr);
     if endpoint_class == 0 {
         return 0;
@@ -176,13 +190,24 @@ fn judge_way(t: &Tuple, generation: u32, reply: bool) -> u64 {
     } else {
         (t.protocol, 0)
     };
-    let key = RuleKey { generation: generation as u8, protocol, vlan: t.vlan, client_class, endpoint_class, chunk: 0 };
+    let key = RuleKey {
+        generation: generation as u8,
+        protocol,
+        vlan: t.vlan,
+        client_class,
+        endpoint_class,
+        chunk: 0,
+    };
     match_rules(&key, port as u32)
 }
 
 #[inline(always)]
 const fn unpack(hit: u64, kind: u8) -> Judged {
-    Judged { agreement: hit as u32, slot: ((hit >> 32) as u32).wrapping_sub(1), kind }
+    Judged {
+        agreement: hit as u32,
+        slot: ((hit >> 32) as u32).wrapping_sub(1),
+        kind,
+    }
 }
 
 /// Judges by the forward rule, then the reply rule; the lowest agreement id within a direction
@@ -208,8 +233,16 @@ pub(crate) fn judge(t: &Tuple, generation: u32) -> Option<Judged> {
 /// protocol and source or destination port matching).
 #[inline(never)]
 pub(crate) fn judge_infra(t: &Tuple, generation: u32) -> bool {
-    let (sport, dport) = if t.has_ports() { (t.sport as u32, t.dport as u32) } else { (0, 0) };
-    let fam = if t.family == family::V6 { family::V6 } else { family::V4 };
+    let (sport, dport) = if t.has_ports() {
+        (t.sport as u32, t.dport as u32)
+    } else {
+        (0, 0)
+    };
+    let fam = if t.family == family::V6 {
+        family::V6
+    } else {
+        family::V4
+    };
     let mut key = RuleKey {
         generation: generation as u8,
         protocol: t.protocol,

@@ -14,8 +14,7 @@ mod packet;
 
 use aya_ebpf::{macros::xdp, programs::XdpContext};
 use sdn_common::{
-    Config, FlowKey, FlowValue, FragmentKey, LastDecision, action, direction, flags, kind,
-    reason,
+    Config, FlowKey, FlowValue, FragmentKey, LastDecision, action, direction, flags, kind, reason,
 };
 
 use crate::{
@@ -40,7 +39,13 @@ struct Decision {
 
 impl Decision {
     const fn plain(reason: u32) -> Self {
-        Self { reason, agreement: 0, slot: 0, kind: 0, transaction: 0 }
+        Self {
+            reason,
+            agreement: 0,
+            slot: 0,
+            kind: 0,
+            transaction: 0,
+        }
     }
 }
 
@@ -59,7 +64,11 @@ pub fn sdn_filter(ctx: XdpContext) -> u32 {
         }
     };
     account(&d, len, cfg.flags);
-    if reason::passes(d.reason) { action::PASS } else { action::DROP }
+    if reason::passes(d.reason) {
+        action::PASS
+    } else {
+        action::DROP
+    }
 }
 
 /// The classifier: judges the packet that `sdn_filter` parsed into `SDN_SCRATCH`.
@@ -76,7 +85,11 @@ pub fn sdn_classify(ctx: XdpContext) -> u32 {
         remember_fragment(&s.parsed, &d, cfg.active_generation & 1, s.now);
     }
     account(&d, s.len, cfg.flags);
-    if reason::passes(d.reason) { action::PASS } else { action::DROP }
+    if reason::passes(d.reason) {
+        action::PASS
+    } else {
+        action::DROP
+    }
 }
 
 #[inline(always)]
@@ -104,7 +117,11 @@ fn account(d: &Decision, len: u64, cfg_flags: u32) {
             // SAFETY: per-CPU slot, see above.
             let l: &mut LastDecision = unsafe { &mut *l };
             l.sequence += 1;
-            l.action = if reason::passes(d.reason) { action::PASS } else { action::DROP };
+            l.action = if reason::passes(d.reason) {
+                action::PASS
+            } else {
+                action::DROP
+            };
             l.reason = d.reason;
             l.agreement = d.agreement;
             l.has_agreement = (d.kind == kind::FORWARD || d.kind == kind::REPLY) as u8;
@@ -121,7 +138,11 @@ fn account(d: &Decision, len: u64, cfg_flags: u32) {
 #[inline(always)]
 fn from_judged(j: &Judged, reason_forward: u32, reason_reply: u32) -> Decision {
     Decision {
-        reason: if j.kind == kind::FORWARD { reason_forward } else { reason_reply },
+        reason: if j.kind == kind::FORWARD {
+            reason_forward
+        } else {
+            reason_reply
+        },
         agreement: j.agreement,
         slot: j.slot,
         kind: j.kind,
@@ -181,7 +202,13 @@ fn later_fragment(p: &Parsed, generation: u32, now: u64, timeout: u64) -> Decisi
     if v.kind == kind::INFRA {
         return Decision::plain(reason::FRAGMENT);
     }
-    Decision { reason: reason::FRAGMENT, agreement: v.agreement, slot: v.slot, kind: v.kind, transaction: 0 }
+    Decision {
+        reason: reason::FRAGMENT,
+        agreement: v.agreement,
+        slot: v.slot,
+        kind: v.kind,
+        transaction: 0,
+    }
 }
 
 fn remember_fragment(p: &Parsed, d: &Decision, generation: u32, now: u64) {
@@ -319,7 +346,11 @@ fn icmp_error(quoted: Option<Tuple>, generation: u32) -> Decision {
         Some(j) => {
             // The error travels opposite to the packet it quotes.
             let mut d = from_judged(&j, reason::ICMP_ERROR, reason::ICMP_ERROR);
-            d.kind = if j.kind == kind::FORWARD { kind::REPLY } else { kind::FORWARD };
+            d.kind = if j.kind == kind::FORWARD {
+                kind::REPLY
+            } else {
+                kind::FORWARD
+            };
             d
         }
         None => Decision::plain(reason::ICMP_ERROR_NO_AGREEMENT),

@@ -78,7 +78,11 @@ const fn is_ext(nh: u8) -> bool {
 #[inline(always)]
 fn at(start: usize, end: usize, off: usize, len: usize) -> Option<*const u8> {
     let p = start + off;
-    if p + len > end { None } else { Some(p as *const u8) }
+    if p + len > end {
+        None
+    } else {
+        Some(p as *const u8)
+    }
 }
 
 #[inline(always)]
@@ -159,7 +163,14 @@ struct V6Chain {
 fn load<const N: usize>(ctx: &XdpContext, off: usize) -> Option<[u8; N]> {
     let mut buf = [0u8; N];
     // SAFETY: the helper writes at most N bytes into buf and fails past the frame end.
-    let r = unsafe { bpf_xdp_load_bytes(ctx.ctx, off as u32, buf.as_mut_ptr() as *mut c_void, N as u32) };
+    let r = unsafe {
+        bpf_xdp_load_bytes(
+            ctx.ctx,
+            off as u32,
+            buf.as_mut_ptr() as *mut c_void,
+            N as u32,
+        )
+    };
     if r == 0 { Some(buf) } else { None }
 }
 
@@ -172,7 +183,14 @@ const fn be16(b: &[u8], i: usize) -> u16 {
 /// Stops at a later fragment's fragment header (what follows is payload, not headers).
 #[inline(always)]
 fn walk_v6(ctx: &XdpContext, mut off: usize, l3_end: usize, mut nh: u8) -> Result<V6Chain, u32> {
-    let mut chain = V6Chain { off, next: nh, frag: FragState::None, frag_id: 0, frag_protocol: 0, headers: 0 };
+    let mut chain = V6Chain {
+        off,
+        next: nh,
+        frag: FragState::None,
+        frag_id: 0,
+        frag_protocol: 0,
+        headers: 0,
+    };
     let mut i = 0;
     while i < MAX_EXT_HEADERS {
         if !is_ext(nh) {
@@ -330,7 +348,11 @@ pub(crate) fn parse(ctx: &XdpContext) -> Result<Parsed, u32> {
     if need == 0 {
         return Ok(p);
     }
-    let short = if p.frag == FragState::First { reason::TINY_FRAGMENT } else { reason::MALFORMED_TRANSPORT };
+    let short = if p.frag == FragState::First {
+        reason::TINY_FRAGMENT
+    } else {
+        reason::MALFORMED_TRANSPORT
+    };
     if l4 + need > l3_end {
         p.early_reason = Some(short);
         return Ok(p);
@@ -338,7 +360,11 @@ pub(crate) fn parse(ctx: &XdpContext) -> Result<Parsed, u32> {
     // The first 16 bytes are enough for every field we read (TCP flags are byte 13).
     let mut t = [0u8; 16];
     if indirect {
-        let got = if need >= 16 { load::<16>(ctx, l4) } else { load::<8>(ctx, l4).map(widen) };
+        let got = if need >= 16 {
+            load::<16>(ctx, l4)
+        } else {
+            load::<8>(ctx, l4).map(widen)
+        };
         match got {
             Some(b) => t = b,
             None => {
@@ -418,7 +444,16 @@ pub(crate) fn quoted(ctx: &XdpContext, p: &Parsed) -> Option<Tuple> {
     let fam = p.family;
     let off = p.quoted_off as usize;
     let l3_end = p.l3_end as usize;
-    let mut t = Tuple { family: fam, protocol: 0, vlan: p.vlan, src: [0; 4], dst: [0; 4], sport: 0, dport: 0, icmp: ICMP_NONE };
+    let mut t = Tuple {
+        family: fam,
+        protocol: 0,
+        vlan: p.vlan,
+        src: [0; 4],
+        dst: [0; 4],
+        sport: 0,
+        dport: 0,
+        icmp: ICMP_NONE,
+    };
     let l4;
     if fam == family::V4 {
         if off + 20 > l3_end {

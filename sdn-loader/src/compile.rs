@@ -11,9 +11,11 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::NaiveDate;
 use ipnet::IpNet;
-use sdn_common::{INFRA_CLASS, MAX_PREFIX_LENGTHS, MAX_RULE_CHUNKS, PROTO_ANY, RULES_PER_VALUE, family, table};
+use sdn_common::{
+    INFRA_CLASS, MAX_PREFIX_LENGTHS, MAX_RULE_CHUNKS, PROTO_ANY, RULES_PER_VALUE, family, table,
+};
 
-use crate::policy::{PortRange, Policy, Protocol};
+use crate::policy::{Policy, PortRange, Protocol};
 
 /// Why a policy cannot be compiled for the data plane.
 #[derive(Debug, thiserror::Error)]
@@ -167,30 +169,43 @@ fn classify<T: Copy + Ord + std::hash::Hash>(items: &[(IpNet, T)], first_id: u32
     }
     let mut lens_by_family: HashMap<u8, BTreeSet<u8>> = HashMap::new();
     for net in direct.keys() {
-        lens_by_family.entry(family_of(net)).or_default().insert(net.prefix_len());
+        lens_by_family
+            .entry(family_of(net))
+            .or_default()
+            .insert(net.prefix_len());
     }
     let mut prefixes: Vec<IpNet> = direct.keys().copied().collect();
     prefixes.sort();
-    let mut interned: HashMap<Vec<T>, u32> = HashMap::new();
-    let mut out = Classified { entries: Vec::with_capacity(prefixes.len()), members: Vec::new(), families: Vec::new(), first_id };
+    // Keyed by family too: a class never mixes IPv4 and IPv6 prefixes.
+    let mut interned: HashMap<(u8, Vec<T>), u32> = HashMap::new();
+    let mut out = Classified {
+        entries: Vec::with_capacity(prefixes.len()),
+        members: Vec::new(),
+        families: Vec::new(),
+        first_id,
+    };
     for net in prefixes {
         let mut set: BTreeSet<T> = BTreeSet::new();
         for &l in lens_by_family.get(&family_of(&net)).into_iter().flatten() {
             if l > net.prefix_len() {
                 break;
             }
-            let Ok(anc) = IpNet::new(net.addr(), l) else { continue };
+            let Ok(anc) = IpNet::new(net.addr(), l) else {
+                continue;
+            };
             if let Some(ms) = direct.get(&anc.trunc()) {
                 set.extend(ms.iter().copied());
             }
         }
         let key: Vec<T> = set.into_iter().collect();
         let next = first_id + out.members.len() as u32;
-        let class = *interned.entry(key.clone()).or_insert_with(|| {
-            out.members.push(key);
-            out.families.push(family_of(&net));
-            next
-        });
+        let class = *interned
+            .entry((family_of(&net), key.clone()))
+            .or_insert_with(|| {
+                out.members.push(key);
+                out.families.push(family_of(&net));
+                next
+            });
         out.entries.push((net, class));
     }
     out
@@ -209,7 +224,11 @@ fn flatten(items: &[&Item<'_>]) -> Vec<Interval> {
     let mut out: Vec<Interval> = Vec::new();
     for it in items {
         let all = [PortRange::ALL];
-        let ranges = if it.ports.is_empty() { &all[..] } else { it.ports };
+        let ranges = if it.ports.is_empty() {
+            &all[..]
+        } else {
+            it.ports
+        };
         for r in ranges {
             // Add the parts of r not yet covered.
             let mut pieces = vec![(u32::from(r.lo), u32::from(r.hi))];
@@ -234,7 +253,11 @@ fn flatten(items: &[&Item<'_>]) -> Vec<Interval> {
                     .collect();
             }
             for (lo, hi) in pieces {
-                out.push(Interval { lo: lo as u16, hi: hi as u16, agreement: it.id });
+                out.push(Interval {
+                    lo: lo as u16,
+                    hi: hi as u16,
+                    agreement: it.id,
+                });
             }
         }
     }
@@ -242,7 +265,9 @@ fn flatten(items: &[&Item<'_>]) -> Vec<Interval> {
     let mut merged: Vec<Interval> = Vec::with_capacity(out.len());
     for i in out {
         match merged.last_mut() {
-            Some(m) if m.agreement == i.agreement && u32::from(m.hi) + 1 == u32::from(i.lo) => m.hi = i.hi,
+            Some(m) if m.agreement == i.agreement && u32::from(m.hi) + 1 == u32::from(i.lo) => {
+                m.hi = i.hi
+            }
             _ => merged.push(i),
         }
     }
@@ -252,13 +277,23 @@ fn flatten(items: &[&Item<'_>]) -> Vec<Interval> {
 /// Rule sets for one class pair: one per (VLAN, protocol) combination that has intervals.
 /// Each set already contains everything that applies to it (VLAN-less agreements in VLAN
 /// sets, `any` endpoints in protocol sets), so the kernel takes the most specific key found.
-fn rule_sets(client_class: u32, endpoint_class: u32, items: &mut [Item<'_>], out: &mut Vec<RuleSet>) -> Option<usize> {
+fn rule_sets(
+    client_class: u32,
+    endpoint_class: u32,
+    items: &mut [Item<'_>],
+    out: &mut Vec<RuleSet>,
+) -> Option<usize> {
     items.sort_by_key(|i| i.id);
     let vlans: BTreeSet<u16> = items.iter().filter_map(|i| i.vlan).collect();
     let protos: BTreeSet<u8> = items.iter().filter_map(|i| i.protocol.number()).collect();
     let mut worst = 0;
     for v in std::iter::once(0u16).chain(vlans) {
-        for p in protos.iter().copied().map(Some).chain(std::iter::once(None)) {
+        for p in protos
+            .iter()
+            .copied()
+            .map(Some)
+            .chain(std::iter::once(None))
+        {
             let applicable: Vec<&Item<'_>> = items
                 .iter()
                 .filter(|i| i.vlan.is_none() || (v != 0 && i.vlan == Some(v)))
@@ -272,19 +307,43 @@ fn rule_sets(client_class: u32, endpoint_class: u32, items: &mut [Item<'_>], out
             }
             let intervals = flatten(&applicable);
             worst = worst.max(intervals.len());
-            out.push(RuleSet { client_class, endpoint_class, vlan: v, protocol: p.unwrap_or(PROTO_ANY), intervals });
+            out.push(RuleSet {
+                client_class,
+                endpoint_class,
+                vlan: v,
+                protocol: p.unwrap_or(PROTO_ANY),
+                intervals,
+            });
         }
     }
     (worst > MAX_RULE_CHUNKS as usize * RULES_PER_VALUE).then_some(worst)
 }
 
-fn lengths_of(entries: &[PrefixEntry], tbl: u8, name: &'static str, out: &mut Vec<Lengths>) -> Result<(), CompileError> {
+fn lengths_of(
+    entries: &[PrefixEntry],
+    tbl: u8,
+    name: &'static str,
+    out: &mut Vec<Lengths>,
+) -> Result<(), CompileError> {
     for fam in [family::V4, family::V6] {
-        let set: BTreeSet<u8> = entries.iter().filter(|e| e.table == tbl && e.family == fam).map(|e| e.prefix_len).collect();
+        let set: BTreeSet<u8> = entries
+            .iter()
+            .filter(|e| e.table == tbl && e.family == fam)
+            .map(|e| e.prefix_len)
+            .collect();
         if set.len() > MAX_PREFIX_LENGTHS {
-            return Err(CompileError::TooManyPrefixLengths { table: name, family: fam, count: set.len(), limit: MAX_PREFIX_LENGTHS });
+            return Err(CompileError::TooManyPrefixLengths {
+                table: name,
+                family: fam,
+                count: set.len(),
+                limit: MAX_PREFIX_LENGTHS,
+            });
         }
-        out.push(Lengths { table: tbl, family: fam, lengths: set.into_iter().rev().collect() });
+        out.push(Lengths {
+            table: tbl,
+            family: fam,
+            lengths: set.into_iter().rev().collect(),
+        });
     }
     Ok(())
 }
@@ -303,21 +362,54 @@ fn push_prefixes<T>(c: &Classified<T>, tbl: u8, out: &mut Vec<PrefixEntry>) {
 
 /// Compiles `policy` as in force on `today` (UTC).
 pub fn compile(policy: &Policy, today: NaiveDate) -> Result<Compiled, CompileError> {
-    let in_force: Vec<_> = policy.agreements.iter().filter(|a| a.in_force(today)).collect();
-    let client_idx: HashMap<&str, usize> = policy.clients.iter().enumerate().map(|(i, c)| (c.id.as_str(), i)).collect();
-    let service_idx: HashMap<&str, usize> = policy.services.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
-    let used_clients: BTreeSet<usize> = in_force.iter().filter_map(|a| client_idx.get(a.client.as_str()).copied()).collect();
-    let used_services: BTreeSet<usize> = in_force.iter().filter_map(|a| service_idx.get(a.service.as_str()).copied()).collect();
+    let in_force: Vec<_> = policy
+        .agreements
+        .iter()
+        .filter(|a| a.in_force(today))
+        .collect();
+    let client_idx: HashMap<&str, usize> = policy
+        .clients
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.id.as_str(), i))
+        .collect();
+    let service_idx: HashMap<&str, usize> = policy
+        .services
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
+    let used_clients: BTreeSet<usize> = in_force
+        .iter()
+        .filter_map(|a| client_idx.get(a.client.as_str()).copied())
+        .collect();
+    let used_services: BTreeSet<usize> = in_force
+        .iter()
+        .filter_map(|a| service_idx.get(a.service.as_str()).copied())
+        .collect();
 
-    let client_items: Vec<(IpNet, usize)> =
-        used_clients.iter().flat_map(|&c| policy.clients[c].prefixes.iter().map(move |p| (*p, c))).collect();
+    let client_items: Vec<(IpNet, usize)> = used_clients
+        .iter()
+        .flat_map(|&c| policy.clients[c].prefixes.iter().map(move |p| (*p, c)))
+        .collect();
     let endpoint_items: Vec<(IpNet, (usize, usize))> = used_services
         .iter()
-        .flat_map(|&s| policy.services[s].endpoints.iter().enumerate().map(move |(e, ep)| (ep.address, (s, e))))
+        .flat_map(|&s| {
+            policy.services[s]
+                .endpoints
+                .iter()
+                .enumerate()
+                .map(move |(e, ep)| (ep.address, (s, e)))
+        })
         .collect();
     let clients = classify(&client_items, 1);
     let endpoints = classify(&endpoint_items, 1);
-    let infra_items: Vec<(IpNet, usize)> = policy.infrastructure.iter().enumerate().map(|(i, e)| (e.prefix, i)).collect();
+    let infra_items: Vec<(IpNet, usize)> = policy
+        .infrastructure
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.prefix, i))
+        .collect();
     let infra = classify(&infra_items, 1);
 
     let mut out = Compiled::default();
@@ -326,13 +418,21 @@ pub fn compile(policy: &Policy, today: NaiveDate) -> Result<Compiled, CompileErr
     push_prefixes(&infra, table::INFRA, &mut out.prefixes);
     lengths_of(&out.prefixes, table::CLIENT, "client", &mut out.lengths)?;
     lengths_of(&out.prefixes, table::ENDPOINT, "endpoint", &mut out.lengths)?;
-    lengths_of(&out.prefixes, table::INFRA, "infrastructure", &mut out.lengths)?;
+    lengths_of(
+        &out.prefixes,
+        table::INFRA,
+        "infrastructure",
+        &mut out.lengths,
+    )?;
 
     // Which classes each client and service takes part in.
     let mut classes_of_client: HashMap<usize, Vec<u32>> = HashMap::new();
     for (i, ms) in clients.members.iter().enumerate() {
         for &c in ms {
-            classes_of_client.entry(c).or_default().push(clients.first_id + i as u32);
+            classes_of_client
+                .entry(c)
+                .or_default()
+                .push(clients.first_id + i as u32);
         }
     }
     let mut classes_of_service: HashMap<usize, Vec<(u32, Vec<usize>)>> = HashMap::new();
@@ -350,7 +450,10 @@ pub fn compile(policy: &Policy, today: NaiveDate) -> Result<Compiled, CompileErr
     // (client class, endpoint class) -> (agreement, endpoints of its service in the class).
     let mut pairs: HashMap<(u32, u32), Vec<(usize, usize)>> = HashMap::new();
     for (ai, a) in in_force.iter().enumerate() {
-        let (Some(&c), Some(&s)) = (client_idx.get(a.client.as_str()), service_idx.get(a.service.as_str())) else {
+        let (Some(&c), Some(&s)) = (
+            client_idx.get(a.client.as_str()),
+            service_idx.get(a.service.as_str()),
+        ) else {
             continue;
         };
         for &cc in classes_of_client.get(&c).into_iter().flatten() {
@@ -375,7 +478,12 @@ pub fn compile(policy: &Policy, today: NaiveDate) -> Result<Compiled, CompileErr
                 let a = in_force[ai];
                 let s = *service_idx.get(a.service.as_str())?;
                 let ep = &policy.services[s].endpoints[e];
-                Some(Item { id: a.id, vlan: a.vlan, protocol: ep.protocol, ports: &ep.ports })
+                Some(Item {
+                    id: a.id,
+                    vlan: a.vlan,
+                    protocol: ep.protocol,
+                    ports: &ep.ports,
+                })
             })
             .collect();
         if let Some(count) = rule_sets(cc, ec, &mut items, &mut out.rules) {
@@ -396,7 +504,12 @@ pub fn compile(policy: &Policy, today: NaiveDate) -> Result<Compiled, CompileErr
             .iter()
             .map(|&e| {
                 let entry = &policy.infrastructure[e];
-                Item { id: 0, vlan: None, protocol: entry.protocol, ports: &entry.ports }
+                Item {
+                    id: 0,
+                    vlan: None,
+                    protocol: entry.protocol,
+                    ports: &entry.ports,
+                }
             })
             .collect();
         if let Some(count) = rule_sets(INFRA_CLASS, class, &mut items, &mut out.rules) {

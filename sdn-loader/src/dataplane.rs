@@ -14,9 +14,10 @@ use aya::{
     programs::{ProgramError, TestRun, TestRunOptions, Xdp},
 };
 use sdn_common::{
-    AgreementCounters, Config, DEFAULT_FLOW_TIMEOUT_NS, DEFAULT_FRAGMENT_TIMEOUT_NS,
-    CLASSIFIER_NAME, LastDecision, PROGRAM_NAME, PrefixLength, PrefixKey, PrefixLengths, PrefixValue, RULES_PER_VALUE,
-    RuleEntry, RuleKey, RuleValue, capacity, maps, prefix_lengths_index, reason,
+    AgreementCounters, CLASSIFIER_NAME, Config, DEFAULT_FLOW_TIMEOUT_NS,
+    DEFAULT_FRAGMENT_TIMEOUT_NS, LastDecision, PROGRAM_NAME, PrefixKey, PrefixLength,
+    PrefixLengths, PrefixValue, RULES_PER_VALUE, RuleEntry, RuleKey, RuleValue, capacity, maps,
+    prefix_lengths_index, reason,
 };
 
 use crate::compile::Compiled;
@@ -28,7 +29,9 @@ static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"),
 #[derive(Debug, thiserror::Error)]
 pub enum DataplaneError {
     /// The binary was built without the XDP program.
-    #[error("this sdn-loader was built without the XDP program (the BPF toolchain was missing): run scripts/setup.sh, then rebuild")]
+    #[error(
+        "this sdn-loader was built without the XDP program (the BPF toolchain was missing): run scripts/setup.sh, then rebuild"
+    )]
     NoObject,
     /// Loading the object failed.
     #[error("loading the XDP object: {0}")]
@@ -61,7 +64,9 @@ pub enum DataplaneError {
     #[error("map {0} missing from the XDP object")]
     MissingMap(&'static str),
     /// The new policy does not fit.
-    #[error("the policy does not fit the data plane: {what} needs {needed} entries, {available} are free (capacity {capacity}); nothing was changed")]
+    #[error(
+        "the policy does not fit the data plane: {what} needs {needed} entries, {available} are free (capacity {capacity}); nothing was changed"
+    )]
     Full {
         /// Which map.
         what: &'static str,
@@ -73,7 +78,9 @@ pub enum DataplaneError {
         capacity: u32,
     },
     /// Too many agreements for the counter slots.
-    #[error("{needed} agreements need counter slots but only {capacity} exist; nothing was changed")]
+    #[error(
+        "{needed} agreements need counter slots but only {capacity} exist; nothing was changed"
+    )]
     SlotsFull {
         /// Slots needed.
         needed: usize,
@@ -224,39 +231,64 @@ impl Dataplane {
             .map_max_entries(maps::RULES, caps.rules);
         let map_dir = pin_dir.map(|d| d.join(crate::paths::MAPS_SUBDIR));
         if let Some(dir) = &map_dir {
-            std::fs::create_dir_all(dir)
-                .map_err(|source| DataplaneError::PinDir { path: dir.clone(), source })?;
+            std::fs::create_dir_all(dir).map_err(|source| DataplaneError::PinDir {
+                path: dir.clone(),
+                source,
+            })?;
             for name in ALL_MAPS {
                 loader.map_pin_path(name, dir.join(name));
             }
         }
         let mut ebpf = loader.load(EBPF_OBJECT)?;
         for name in [CLASSIFIER_NAME, PROGRAM_NAME] {
-            let program: &mut Xdp = ebpf.program_mut(name).ok_or(DataplaneError::MissingProgram(name))?.try_into()?;
-            program.load().map_err(|source| DataplaneError::ProgramLoad { name, source })?;
+            let program: &mut Xdp = ebpf
+                .program_mut(name)
+                .ok_or(DataplaneError::MissingProgram(name))?
+                .try_into()?;
+            program
+                .load()
+                .map_err(|source| DataplaneError::ProgramLoad { name, source })?;
         }
         {
             let classifier: &Xdp = ebpf
                 .program(CLASSIFIER_NAME)
                 .ok_or(DataplaneError::MissingProgram(CLASSIFIER_NAME))?
                 .try_into()?;
-            let fd = classifier.fd()?.try_clone().map_err(|e| DataplaneError::Program(e.into()))?;
+            let fd = classifier
+                .fd()?
+                .try_clone()
+                .map_err(|e| DataplaneError::Program(e.into()))?;
             let mut jump = ProgramArray::try_from(
-                ebpf.map_mut(maps::JUMP).ok_or(DataplaneError::MissingMap(maps::JUMP))?,
+                ebpf.map_mut(maps::JUMP)
+                    .ok_or(DataplaneError::MissingMap(maps::JUMP))?,
             )
             .map_err(map_err(maps::JUMP))?;
             jump.set(0, &fd, 0).map_err(map_err(maps::JUMP))?;
         }
 
-        let mut take = |name: &'static str| ebpf.take_map(name).ok_or(DataplaneError::MissingMap(name));
+        let mut take =
+            |name: &'static str| ebpf.take_map(name).ok_or(DataplaneError::MissingMap(name));
         let config = Array::try_from(take(maps::CONFIG)?).map_err(map_err(maps::CONFIG))?;
         let prefixes = HashMap::try_from(take(maps::PREFIXES)?).map_err(map_err(maps::PREFIXES))?;
-        let lengths = Array::try_from(take(maps::PREFIX_LENGTHS)?).map_err(map_err(maps::PREFIX_LENGTHS))?;
+        let lengths =
+            Array::try_from(take(maps::PREFIX_LENGTHS)?).map_err(map_err(maps::PREFIX_LENGTHS))?;
         let rules = HashMap::try_from(take(maps::RULES)?).map_err(map_err(maps::RULES))?;
-        let counters = PerCpuArray::try_from(take(maps::COUNTERS)?).map_err(map_err(maps::COUNTERS))?;
+        let counters =
+            PerCpuArray::try_from(take(maps::COUNTERS)?).map_err(map_err(maps::COUNTERS))?;
         let stats = PerCpuArray::try_from(take(maps::STATS)?).map_err(map_err(maps::STATS))?;
         let last = PerCpuArray::try_from(take(maps::LAST)?).map_err(map_err(maps::LAST))?;
-        let mut dp = Self { ebpf, config, prefixes, lengths, rules, counters, stats, last, caps, slots: BTreeMap::new() };
+        let mut dp = Self {
+            ebpf,
+            config,
+            prefixes,
+            lengths,
+            rules,
+            counters,
+            stats,
+            last,
+            caps,
+            slots: BTreeMap::new(),
+        };
         dp.caps.slots = dp.counters.len();
         if dp.config()?.flow_timeout_ns == 0 {
             dp.set_config(Config {
@@ -323,7 +355,10 @@ impl Dataplane {
     /// counters are zeroed first (a slot may have belonged to a removed agreement).
     fn assign_slots(&mut self, agreements: &[u32]) -> Result<BTreeMap<u32, u32>, DataplaneError> {
         if agreements.len() > self.caps.slots as usize {
-            return Err(DataplaneError::SlotsFull { needed: agreements.len(), capacity: self.caps.slots });
+            return Err(DataplaneError::SlotsFull {
+                needed: agreements.len(),
+                capacity: self.caps.slots,
+            });
         }
         let mut out = BTreeMap::new();
         let mut used = vec![false; self.caps.slots as usize];
@@ -335,12 +370,19 @@ impl Dataplane {
                 }
             }
         }
-        let mut free = used.iter().enumerate().filter(|(_, u)| !**u).map(|(i, _)| i as u32);
+        let mut free = used
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| !**u)
+            .map(|(i, _)| i as u32);
         let mut fresh = Vec::new();
         for id in agreements {
             if !out.contains_key(id) {
                 let Some(s) = free.next() else {
-                    return Err(DataplaneError::SlotsFull { needed: agreements.len(), capacity: self.caps.slots });
+                    return Err(DataplaneError::SlotsFull {
+                        needed: agreements.len(),
+                        capacity: self.caps.slots,
+                    });
                 };
                 out.insert(*id, s);
                 fresh.push(s);
@@ -348,8 +390,11 @@ impl Dataplane {
         }
         let ncpus = aya::util::nr_cpus().map_err(|(_, e)| DataplaneError::Cpus(e))?;
         for s in fresh {
-            let zero = PerCpuValues::try_from(vec![AgreementCounters::default(); ncpus]).map_err(DataplaneError::Cpus)?;
-            self.counters.set(s, zero, 0).map_err(map_err(maps::COUNTERS))?;
+            let zero = PerCpuValues::try_from(vec![AgreementCounters::default(); ncpus])
+                .map_err(DataplaneError::Cpus)?;
+            self.counters
+                .set(s, zero, 0)
+                .map_err(map_err(maps::COUNTERS))?;
         }
         Ok(out)
     }
@@ -380,14 +425,23 @@ impl Dataplane {
         for k in keys {
             self.prefixes.remove(&k).map_err(map_err(maps::PREFIXES))?;
         }
-        let keys: Vec<RuleKey> = self.rules.keys().filter_map(Result::ok).filter(|k| k.generation == generation).collect();
+        let keys: Vec<RuleKey> = self
+            .rules
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| k.generation == generation)
+            .collect();
         for k in keys {
             self.rules.remove(&k).map_err(map_err(maps::RULES))?;
         }
         for t in 0..sdn_common::table::COUNT as u8 {
             for f in [sdn_common::family::V4, sdn_common::family::V6] {
                 self.lengths
-                    .set(prefix_lengths_index(u32::from(generation), t, f), PrefixLengths::default(), 0)
+                    .set(
+                        prefix_lengths_index(u32::from(generation), t, f),
+                        PrefixLengths::default(),
+                        0,
+                    )
                     .map_err(map_err(maps::PREFIX_LENGTHS))?;
             }
         }
@@ -440,18 +494,36 @@ impl Dataplane {
         })
     }
 
-    fn write_generation(&mut self, c: &Compiled, generation: u8, slots: &BTreeMap<u32, u32>) -> Result<(), DataplaneError> {
+    fn write_generation(
+        &mut self,
+        c: &Compiled,
+        generation: u8,
+        slots: &BTreeMap<u32, u32>,
+    ) -> Result<(), DataplaneError> {
         for l in &c.lengths {
-            let mut v = PrefixLengths { count: l.lengths.len() as u32, ..Default::default() };
+            let mut v = PrefixLengths {
+                count: l.lengths.len() as u32,
+                ..Default::default()
+            };
             for (i, len) in l.lengths.iter().enumerate().take(v.lengths.len()) {
                 v.lengths[i] = PrefixLength::new(*len);
             }
             self.lengths
-                .set(prefix_lengths_index(u32::from(generation), l.table, l.family), v, 0)
+                .set(
+                    prefix_lengths_index(u32::from(generation), l.table, l.family),
+                    v,
+                    0,
+                )
                 .map_err(map_err(maps::PREFIX_LENGTHS))?;
         }
         for p in &c.prefixes {
-            let key = PrefixKey { generation, table: p.table, family: p.family, prefix_len: p.prefix_len, addr: p.addr };
+            let key = PrefixKey {
+                generation,
+                table: p.table,
+                family: p.family,
+                prefix_len: p.prefix_len,
+                addr: p.addr,
+            };
             self.prefixes
                 .insert(key, PrefixValue { class: p.class }, 0)
                 .map_err(map_err(maps::PREFIXES))?;
@@ -463,7 +535,12 @@ impl Dataplane {
                 let mut v = RuleValue {
                     count: chunk.len() as u32,
                     more: u32::from(i + 1 < chunks.len()),
-                    entries: [RuleEntry { port_lo: 1, port_hi: 0, agreement: 0, slot: 0 }; RULES_PER_VALUE],
+                    entries: [RuleEntry {
+                        port_lo: 1,
+                        port_hi: 0,
+                        agreement: 0,
+                        slot: 0,
+                    }; RULES_PER_VALUE],
                 };
                 for (j, iv) in chunk.iter().enumerate() {
                     v.entries[j] = RuleEntry {
@@ -503,13 +580,24 @@ impl Dataplane {
         let res = prog.test_run(opts).map_err(DataplaneError::TestRun)?;
         // test_run executes on the calling CPU; its per-CPU record is the newest sequence.
         let per_cpu = self.last.get(&0, 0).map_err(map_err(maps::LAST))?;
-        let last = per_cpu.iter().copied().max_by_key(|l| l.sequence).unwrap_or_default();
-        Ok(FrameResult { action: res.return_value, last })
+        let last = per_cpu
+            .iter()
+            .copied()
+            .max_by_key(|l| l.sequence)
+            .unwrap_or_default();
+        Ok(FrameResult {
+            action: res.return_value,
+            last,
+        })
     }
 
     /// Runs one frame `repeat` times in the kernel and returns the kernel-measured mean time
     /// per run and the action.
-    pub fn time_frame(&mut self, frame: &[u8], repeat: u32) -> Result<(Duration, u32), DataplaneError> {
+    pub fn time_frame(
+        &mut self,
+        frame: &[u8],
+        repeat: u32,
+    ) -> Result<(Duration, u32), DataplaneError> {
         let prog: &Xdp = self
             .ebpf
             .program(PROGRAM_NAME)
@@ -536,7 +624,10 @@ impl Dataplane {
 
     /// Counters of one slot summed over CPUs.
     pub fn slot_counters(&self, slot: u32) -> Result<AgreementCounters, DataplaneError> {
-        let per_cpu = self.counters.get(&slot, 0).map_err(map_err(maps::COUNTERS))?;
+        let per_cpu = self
+            .counters
+            .get(&slot, 0)
+            .map_err(map_err(maps::COUNTERS))?;
         Ok(sum_counters(per_cpu.iter()))
     }
 

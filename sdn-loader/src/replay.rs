@@ -1,1 +1,224 @@
-//! Replay (filled in below).
+//! Replay: frames from a pcap/pcapng file, in order, through a private, unattached instance of
+//! the real XDP program (BPF_PROG_TEST_RUN) loaded with a policy. Also the engine behind
+//! `explain` and the tests.
+
+use std::{fs::File, io::BufReader, path::Path};
+
+use chrono::NaiveDate;
+use pcap_file::{
+    pcap::PcapReader,
+    pcapng::{Block, PcapNgReader},
+};
+use sdn_common::{action, direction, flags, reason};
+use serde::Serialize;
+
+use crate::{
+    compile::{CompileError, compile},
+    dataplane::{Capacities, Dataplane, DataplaneError},
+    policy::Policy,
+};
+
+/// Smallest frame the kernel will run (an Ethernet header).
+pub const MIN_FRAME: usize = 14;
+
+/// Errors of replay and explain.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The policy does not compile.
+    #[error(transparent)]
+    Compile(#[from] CompileError),
+    /// The data plane failed.
+    #[error(transparent)]
+    Dataplane(#[from] DataplaneError),
+    /// The capture could not be opened.
+    #[error("{path}: {source}")]
+    Open {
+        /// File.
+        path: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The capture could not be read.
+    #[error("{path}: not a readable pcap or pcapng file: {message}")]
+    Capture {
+        /// File.
+        path: String,
+        /// What the reader said.
+        message: String,
+    },
+    /// The kernel returned an action the program never returns on purpose.
+    #[error("frame {index}: the XDP program returned action {action} (aborted or unknown)")]
+    BadAction {
+        /// Frame index.
+        index: usize,
+        /// Action.
+        action: u32,
+    },
+}
+
+/// Direction a packet counted in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Client to service.
+    Forward,
+    /// Service to client.
+    Reply,
+}
+
+/// Pass or drop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// XDP_PASS.
+    Pass,
+    /// XDP_DROP.
+    Drop,
+}
+
+/// One frame's verdict, as the program decided and recorded it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Verdict {
+    /// 0-based frame index.
+    pub index: usize,
+    /// Pass or drop.
+    pub verdict: Action,
+    /// Agreement the frame counted to.
+    pub agreement: Option<u32>,
+    /// Direction it counted in.
+    pub direction: Option<Direction>,
+    /// Why it passed or dropped (`sdn_common::reason` names).
+    pub reason: &'static str,
+    /// Whether it started a transaction.
+    pub transaction: bool,
+}
+
+impl Verdict {
+    /// Whether the frame passed.
+    pub fn passed(&self) -> bool {
+        self.verdict == Action::Pass
+    }
+}
+
+/// A private program instance loaded with one policy.
+pub struct Replayer {
+    dp: Dataplane,
+    next_index: usize,
+}
+
+impl Replayer {
+    /// Compiles `policy` as in force on `today` and loads it into a private instance.
+    pub fn new(policy: &Policy, today: NaiveDate) -> Result<Self, ReplayError> {
+        let compiled = compile(policy, today)?;
+        let mut dp = Dataplane::load_private(Capacities::for_replay(&compiled))?;
+        dp.apply(&compiled)?;
+        dp.set_flags(flags::RECORD_LAST, 0)?;
+        Ok(Self { dp, next_index: 0 })
+    }
+
+    /// The data plane (counters, stats).
+    pub fn dataplane(&self) -> &Dataplane {
+        &self.dp
+    }
+
+    /// Runs the next frame through the program.
+    pub fn judge(&mut self, frame: &[u8]) -> Result<Verdict, ReplayError> {
+        let index = self.next_index;
+        self.next_index += 1;
+        if frame.len() < MIN_FRAME {
+            // BPF_PROG_TEST_RUN refuses frames shorter than an Ethernet header; a NIC never
+            // hands such a frame to XDP either.
+            return Ok(Verdict {
+                index,
+                verdict: Action::Drop,
+                agreement: None,
+                direction: None,
+                reason: reason::name(reason::TRUNCATED),
+                transaction: false,
+            });
+        }
+        let r = self.dp.run_frame(frame)?;
+        let verdict = match r.action {
+            action::PASS => Action::Pass,
+            action::DROP => Action::Drop,
+            other => {
+                return Err(ReplayError::BadAction {
+                    index,
+                    action: other,
+                });
+            }
+        };
+        let l = r.last;
+        Ok(Verdict {
+            index,
+            verdict,
+            agreement: (l.has_agreement != 0).then_some(l.agreement),
+            direction: match l.direction {
+                direction::FORWARD => Some(Direction::Forward),
+                direction::REPLY => Some(Direction::Reply),
+                _ => None,
+            },
+            reason: reason::name(l.reason),
+            transaction: l.transaction != 0,
+        })
+    }
+}
+
+/// Reads every frame of a pcap or pcapng file, in order.
+pub fn read_capture(path: &Path) -> Result<Vec<Vec<u8>>, ReplayError> {
+    let name = path.display().to_string();
+    let open = || {
+        File::open(path).map_err(|source| ReplayError::Open {
+            path: name.clone(),
+            source,
+        })
+    };
+    let cap_err = |e: pcap_file::PcapError| ReplayError::Capture {
+        path: name.clone(),
+        message: e.to_string(),
+    };
+    let mut frames = Vec::new();
+    if let Ok(mut r) = PcapReader::new(BufReader::new(open()?)) {
+        while let Some(p) = r.next_packet() {
+            frames.push(p.map_err(cap_err)?.data.into_owned());
+        }
+        return Ok(frames);
+    }
+    let mut r = PcapNgReader::new(BufReader::new(open()?)).map_err(cap_err)?;
+    while let Some(b) = r.next_block() {
+        match b.map_err(cap_err)? {
+            Block::EnhancedPacket(p) => frames.push(p.data.into_owned()),
+            Block::SimplePacket(p) => frames.push(p.data.into_owned()),
+            Block::Packet(p) => frames.push(p.data.into_owned()),
+            _ => {}
+        }
+    }
+    Ok(frames)
+}
+
+/// Counts of a replay, for the summary line.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Frames run.
+    pub frames: usize,
+    /// Passed.
+    pub passed: usize,
+    /// Dropped.
+    pub dropped: usize,
+    /// Transactions started.
+    pub transactions: usize,
+}
+
+impl Summary {
+    /// Adds one verdict.
+    pub fn add(&mut self, v: &Verdict) {
+        self.frames += 1;
+        if v.passed() {
+            self.passed += 1;
+        } else {
+            self.dropped += 1;
+        }
+        self.transactions += usize::from(v.transaction);
+    }
+}

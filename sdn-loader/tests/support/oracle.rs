@@ -26,8 +26,8 @@
 //!   quoted packet's (reversed) for ICMP errors.
 //! - ICMP errors are judged before the flow table and infrastructure, so infrastructure does not
 //!   cover them: only the quoted packet's agreements count.
-//! - A quoted IPv4 packet's fragment offset is not looked at (only IPv6 quoted non-first
-//!   fragments are unjudgeable); an ICMPv4 error always quotes IPv4, ICMPv6 always IPv6.
+//! - A quoted non-first fragment (IPv4 or IPv6) is unjudgeable; an ICMPv4 error always quotes
+//!   IPv4, ICMPv6 always IPv6.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -636,6 +636,9 @@ fn parse_quoted(vlan: u16, v6: bool, q: &[u8]) -> Option<Tuple> {
         let ihl = usize::from(q[0] & 0x0f);
         if ihl < 5 || ihl * 4 > q.len() {
             return None;
+        }
+        if be16(q, 6) & 0x1fff != 0 {
+            return None; // a non-first fragment has no transport header
         }
         (v4_addr(q, 12), v4_addr(q, 16), q[9], &q[ihl * 4..])
     };
