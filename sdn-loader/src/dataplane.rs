@@ -10,7 +10,7 @@ use std::{
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData, MapError, PerCpuArray, PerCpuValues, ProgramArray},
+    maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuValues, ProgramArray},
     programs::{ProgramError, TestRun, TestRunOptions, Xdp},
 };
 use sdn_common::{
@@ -171,9 +171,9 @@ pub struct ApplyReport {
     pub agreements: usize,
 }
 
-/// A loaded program with its maps.
-pub struct Dataplane {
-    ebpf: Ebpf,
+/// The policy and counter maps, typed. Held by a loaded `Dataplane`, or opened from pins by
+/// commands that only read (`stats`).
+pub struct Maps {
     config: Array<MapData, Config>,
     prefixes: HashMap<MapData, PrefixKey, PrefixValue>,
     lengths: Array<MapData, PrefixLengths>,
@@ -181,6 +181,12 @@ pub struct Dataplane {
     counters: PerCpuArray<MapData, AgreementCounters>,
     stats: PerCpuArray<MapData, u64>,
     last: PerCpuArray<MapData, LastDecision>,
+}
+
+/// A loaded program with its maps.
+pub struct Dataplane {
+    ebpf: Ebpf,
+    maps: Maps,
     caps: Capacities,
     /// Agreement id -> counter slot (recovered from the rules in force when re-using pins).
     slots: BTreeMap<u32, u32>,
@@ -266,30 +272,15 @@ impl Dataplane {
             jump.set(0, &fd, 0).map_err(map_err(maps::JUMP))?;
         }
 
-        let mut take =
-            |name: &'static str| ebpf.take_map(name).ok_or(DataplaneError::MissingMap(name));
-        let config = Array::try_from(take(maps::CONFIG)?).map_err(map_err(maps::CONFIG))?;
-        let prefixes = HashMap::try_from(take(maps::PREFIXES)?).map_err(map_err(maps::PREFIXES))?;
-        let lengths =
-            Array::try_from(take(maps::PREFIX_LENGTHS)?).map_err(map_err(maps::PREFIX_LENGTHS))?;
-        let rules = HashMap::try_from(take(maps::RULES)?).map_err(map_err(maps::RULES))?;
-        let counters =
-            PerCpuArray::try_from(take(maps::COUNTERS)?).map_err(map_err(maps::COUNTERS))?;
-        let stats = PerCpuArray::try_from(take(maps::STATS)?).map_err(map_err(maps::STATS))?;
-        let last = PerCpuArray::try_from(take(maps::LAST)?).map_err(map_err(maps::LAST))?;
+        let maps =
+            Maps::from_source(|name| ebpf.take_map(name).ok_or(DataplaneError::MissingMap(name)))?;
         let mut dp = Self {
             ebpf,
-            config,
-            prefixes,
-            lengths,
-            rules,
-            counters,
-            stats,
-            last,
+            maps,
             caps,
             slots: BTreeMap::new(),
         };
-        dp.caps.slots = dp.counters.len();
+        dp.caps.slots = dp.maps.counters.len();
         if dp.config()?.flow_timeout_ns == 0 {
             dp.set_config(Config {
                 active_generation: 0,
@@ -313,12 +304,20 @@ impl Dataplane {
 
     /// The configuration in force.
     pub fn config(&self) -> Result<Config, DataplaneError> {
-        self.config.get(&0, 0).map_err(map_err(maps::CONFIG))
+        self.maps.config()
     }
 
     /// Writes the configuration.
     pub fn set_config(&mut self, cfg: Config) -> Result<(), DataplaneError> {
-        self.config.set(0, cfg, 0).map_err(map_err(maps::CONFIG))
+        self.maps
+            .config
+            .set(0, cfg, 0)
+            .map_err(map_err(maps::CONFIG))
+    }
+
+    /// The maps.
+    pub fn maps(&self) -> &Maps {
+        &self.maps
     }
 
     /// Sets or clears `flags::*` bits.
@@ -334,20 +333,7 @@ impl Dataplane {
     }
 
     fn recover_slots(&mut self) -> Result<(), DataplaneError> {
-        let active = self.config()?.active_generation as u8;
-        let mut slots = BTreeMap::new();
-        for item in self.rules.iter() {
-            let (k, v) = item.map_err(map_err(maps::RULES))?;
-            if k.generation != active {
-                continue;
-            }
-            for e in v.entries.iter().take(v.count as usize) {
-                if k.client_class != sdn_common::INFRA_CLASS {
-                    slots.insert(e.agreement, e.slot);
-                }
-            }
-        }
-        self.slots = slots;
+        self.slots = self.maps.slots_in_force()?;
         Ok(())
     }
 
@@ -392,7 +378,8 @@ impl Dataplane {
         for s in fresh {
             let zero = PerCpuValues::try_from(vec![AgreementCounters::default(); ncpus])
                 .map_err(DataplaneError::Cpus)?;
-            self.counters
+            self.maps
+                .counters
                 .set(s, zero, 0)
                 .map_err(map_err(maps::COUNTERS))?;
         }
@@ -401,13 +388,13 @@ impl Dataplane {
 
     fn count_generation(&self, generation: u8) -> Result<(usize, usize), DataplaneError> {
         let mut p = 0;
-        for k in self.prefixes.keys() {
+        for k in self.maps.prefixes.keys() {
             if k.map_err(map_err(maps::PREFIXES))?.generation == generation {
                 p += 1;
             }
         }
         let mut r = 0;
-        for k in self.rules.keys() {
+        for k in self.maps.rules.keys() {
             if k.map_err(map_err(maps::RULES))?.generation == generation {
                 r += 1;
             }
@@ -417,26 +404,32 @@ impl Dataplane {
 
     fn delete_generation(&mut self, generation: u8) -> Result<(), DataplaneError> {
         let keys: Vec<PrefixKey> = self
+            .maps
             .prefixes
             .keys()
             .filter_map(Result::ok)
             .filter(|k| k.generation == generation)
             .collect();
         for k in keys {
-            self.prefixes.remove(&k).map_err(map_err(maps::PREFIXES))?;
+            self.maps
+                .prefixes
+                .remove(&k)
+                .map_err(map_err(maps::PREFIXES))?;
         }
         let keys: Vec<RuleKey> = self
+            .maps
             .rules
             .keys()
             .filter_map(Result::ok)
             .filter(|k| k.generation == generation)
             .collect();
         for k in keys {
-            self.rules.remove(&k).map_err(map_err(maps::RULES))?;
+            self.maps.rules.remove(&k).map_err(map_err(maps::RULES))?;
         }
         for t in 0..sdn_common::table::COUNT as u8 {
             for f in [sdn_common::family::V4, sdn_common::family::V6] {
-                self.lengths
+                self.maps
+                    .lengths
                     .set(
                         prefix_lengths_index(u32::from(generation), t, f),
                         PrefixLengths::default(),
@@ -508,7 +501,8 @@ impl Dataplane {
             for (i, len) in l.lengths.iter().enumerate().take(v.lengths.len()) {
                 v.lengths[i] = PrefixLength::new(*len);
             }
-            self.lengths
+            self.maps
+                .lengths
                 .set(
                     prefix_lengths_index(u32::from(generation), l.table, l.family),
                     v,
@@ -524,7 +518,8 @@ impl Dataplane {
                 prefix_len: p.prefix_len,
                 addr: p.addr,
             };
-            self.prefixes
+            self.maps
+                .prefixes
                 .insert(key, PrefixValue { class: p.class }, 0)
                 .map_err(map_err(maps::PREFIXES))?;
         }
@@ -558,7 +553,10 @@ impl Dataplane {
                     endpoint_class: r.endpoint_class,
                     chunk: i as u32,
                 };
-                self.rules.insert(key, v, 0).map_err(map_err(maps::RULES))?;
+                self.maps
+                    .rules
+                    .insert(key, v, 0)
+                    .map_err(map_err(maps::RULES))?;
             }
         }
         Ok(())
@@ -579,7 +577,7 @@ impl Dataplane {
         opts.data_out = Some(&mut out);
         let res = prog.test_run(opts).map_err(DataplaneError::TestRun)?;
         // test_run executes on the calling CPU; its per-CPU record is the newest sequence.
-        let per_cpu = self.last.get(&0, 0).map_err(map_err(maps::LAST))?;
+        let per_cpu = self.maps.last.get(&0, 0).map_err(map_err(maps::LAST))?;
         let last = per_cpu
             .iter()
             .copied()
@@ -615,8 +613,70 @@ impl Dataplane {
 
     /// Per-agreement counters summed over CPUs, for the agreements in force.
     pub fn agreement_counters(&self) -> Result<Vec<(u32, AgreementCounters)>, DataplaneError> {
-        let mut out = Vec::with_capacity(self.slots.len());
-        for (&id, &slot) in &self.slots {
+        self.maps.counters_of(&self.slots)
+    }
+
+    /// Packets per reason, summed over CPUs.
+    pub fn reason_counts(&self) -> Result<StdHashMap<u32, u64>, DataplaneError> {
+        self.maps.reason_counts()
+    }
+}
+
+impl Maps {
+    /// Takes the maps from a loaded object (or any other source of `Map`s by name).
+    fn from_source(
+        mut take: impl FnMut(&'static str) -> Result<Map, DataplaneError>,
+    ) -> Result<Self, DataplaneError> {
+        Ok(Self {
+            config: Array::try_from(take(maps::CONFIG)?).map_err(map_err(maps::CONFIG))?,
+            prefixes: HashMap::try_from(take(maps::PREFIXES)?).map_err(map_err(maps::PREFIXES))?,
+            lengths: Array::try_from(take(maps::PREFIX_LENGTHS)?)
+                .map_err(map_err(maps::PREFIX_LENGTHS))?,
+            rules: HashMap::try_from(take(maps::RULES)?).map_err(map_err(maps::RULES))?,
+            counters: PerCpuArray::try_from(take(maps::COUNTERS)?)
+                .map_err(map_err(maps::COUNTERS))?,
+            stats: PerCpuArray::try_from(take(maps::STATS)?).map_err(map_err(maps::STATS))?,
+            last: PerCpuArray::try_from(take(maps::LAST)?).map_err(map_err(maps::LAST))?,
+        })
+    }
+
+    /// Opens the maps pinned under `pin_dir/maps/` by a running data plane.
+    pub fn open_pinned(pin_dir: &Path) -> Result<Self, DataplaneError> {
+        let dir = pin_dir.join(crate::paths::MAPS_SUBDIR);
+        Self::from_source(|name| {
+            let data = MapData::from_pin(dir.join(name)).map_err(map_err(name))?;
+            Map::from_map_data(data).map_err(map_err(name))
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Result<Config, DataplaneError> {
+        self.config.get(&0, 0).map_err(map_err(maps::CONFIG))
+    }
+
+    /// Agreement id -> counter slot, read from the rules of the generation in force.
+    pub fn slots_in_force(&self) -> Result<BTreeMap<u32, u32>, DataplaneError> {
+        let active = self.config()?.active_generation as u8;
+        let mut slots = BTreeMap::new();
+        for item in self.rules.iter() {
+            let (k, v) = item.map_err(map_err(maps::RULES))?;
+            if k.generation != active || k.client_class == sdn_common::INFRA_CLASS {
+                continue;
+            }
+            for e in v.entries.iter().take(v.count as usize) {
+                slots.insert(e.agreement, e.slot);
+            }
+        }
+        Ok(slots)
+    }
+
+    /// Counters of the given agreements (id -> slot), summed over CPUs.
+    pub fn counters_of(
+        &self,
+        slots: &BTreeMap<u32, u32>,
+    ) -> Result<Vec<(u32, AgreementCounters)>, DataplaneError> {
+        let mut out = Vec::with_capacity(slots.len());
+        for (&id, &slot) in slots {
             out.push((id, self.slot_counters(slot)?));
         }
         Ok(out)

@@ -2,6 +2,7 @@
 //! program's map entries, loading/attaching/pinning, and replay/explain through the real
 //! program (BPF_PROG_TEST_RUN).
 
+pub mod attach;
 pub mod compile;
 pub mod dataplane;
 pub mod explain;

@@ -1,2 +1,460 @@
-//! sdn-loader command line.
-fn main() {}
+//! sdn-loader: load, attach and pin the sdn-filter XDP program; replay and explain verdicts;
+//! show counters.
+
+use std::{
+    io::Write as _,
+    net::IpAddr,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use anyhow::{Context as _, Result, bail};
+use aya::programs::xdp::XdpMode;
+use chrono::{NaiveDate, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+use sdn_common::{AgreementCounters, reason};
+use sdn_loader::{
+    attach::{self, Attached},
+    compile::compile,
+    dataplane::{Capacities, Dataplane, Maps},
+    explain::describe,
+    paths::DEFAULT_PIN_DIR,
+    policy,
+    replay::{Replayer, Summary, read_capture},
+    synth::{self, Spec},
+};
+use serde::Serialize;
+
+#[derive(Parser)]
+#[command(
+    name = "sdn-loader",
+    version,
+    about = "sdn-filter: per-agreement XDP allow lists for the health data network"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Mode {
+    /// In the driver (fastest; veth and most 10G+ NICs).
+    Native,
+    /// In the kernel network stack (works everywhere, slower).
+    Generic,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate and compile a policy file; print what it would load.
+    Check {
+        /// Policy file (TOML, or JSON by extension).
+        #[arg(long)]
+        policy: PathBuf,
+        /// Judge expiry as of this UTC date (default: today).
+        #[arg(long)]
+        date: Option<NaiveDate>,
+    },
+    /// Run every frame of a pcap/pcapng file through a private instance of the program.
+    Replay {
+        /// Policy file.
+        #[arg(long)]
+        policy: PathBuf,
+        /// Capture file (pcap or pcapng).
+        #[arg(long)]
+        pcap: PathBuf,
+        /// One JSON object per frame.
+        #[arg(long)]
+        json: bool,
+        /// Judge expiry as of this UTC date (default: today).
+        #[arg(long)]
+        date: Option<NaiveDate>,
+    },
+    /// Judge one synthesised packet and say which agreement and clause decided it.
+    Explain {
+        /// Policy file.
+        #[arg(long)]
+        policy: PathBuf,
+        /// Source address.
+        src: IpAddr,
+        /// Destination address.
+        dst: IpAddr,
+        /// tcp, udp, sctp, icmp, icmpv6 or a protocol number.
+        proto: String,
+        /// Source port (ICMP: echo identifier).
+        sport: Option<u16>,
+        /// Destination port (ICMP: type; default 8/128, echo request).
+        dport: Option<u16>,
+        /// Tag the frame with this VLAN.
+        #[arg(long)]
+        vlan: Option<u16>,
+        /// TCP: a SYN without ACK (default: an ACK segment).
+        #[arg(long)]
+        syn: bool,
+        /// Judge expiry as of this UTC date (default: today).
+        #[arg(long)]
+        date: Option<NaiveDate>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load the policy and attach the program to interfaces; pins keep it running after exit.
+    Run {
+        /// Interface(s) to attach to.
+        #[arg(long = "iface", required = true)]
+        ifaces: Vec<String>,
+        /// Policy file.
+        #[arg(long)]
+        policy: PathBuf,
+        /// XDP mode.
+        #[arg(long, value_enum, default_value = "native")]
+        mode: Mode,
+        /// Pin directory on bpffs.
+        #[arg(long, default_value = DEFAULT_PIN_DIR)]
+        pin_dir: PathBuf,
+        /// Enter this network namespace (`ip netns` name) first.
+        #[arg(long)]
+        netns: Option<String>,
+    },
+    /// Detach the program from an interface.
+    Detach {
+        /// Interface.
+        #[arg(long = "iface", required = true)]
+        ifaces: Vec<String>,
+        /// Pin directory on bpffs.
+        #[arg(long, default_value = DEFAULT_PIN_DIR)]
+        pin_dir: PathBuf,
+        /// Enter this network namespace first.
+        #[arg(long)]
+        netns: Option<String>,
+        /// Also remove the pinned program and maps (counters are lost) once no link remains.
+        #[arg(long)]
+        purge: bool,
+    },
+    /// Per-agreement counters and drop reasons of the running data plane.
+    Stats {
+        /// Pin directory on bpffs.
+        #[arg(long, default_value = DEFAULT_PIN_DIR)]
+        pin_dir: PathBuf,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn today(date: Option<NaiveDate>) -> NaiveDate {
+    date.unwrap_or_else(|| Utc::now().date_naive())
+}
+
+fn load_policy(path: &Path) -> Result<policy::Policy> {
+    Ok(policy::load_file(path)?)
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SDN_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Check { policy, date } => check(&policy, today(date)),
+        Command::Replay {
+            policy,
+            pcap,
+            json,
+            date,
+        } => replay(&policy, &pcap, json, today(date)),
+        Command::Explain {
+            policy,
+            src,
+            dst,
+            proto,
+            sport,
+            dport,
+            vlan,
+            syn,
+            date,
+            json,
+        } => {
+            let protocol = synth::protocol_number(&proto, src.is_ipv6())?;
+            let icmp = protocol == 1 || protocol == 58;
+            let spec = Spec {
+                src,
+                dst,
+                protocol,
+                sport: sport.unwrap_or(if icmp { 1 } else { 40000 }),
+                dport: dport.unwrap_or(match protocol {
+                    1 => 8,
+                    58 => 128,
+                    _ => 0,
+                }),
+                vlan,
+                tcp_flags: if syn { 0x02 } else { 0x10 },
+            };
+            explain(&policy, &spec, today(date), json)
+        }
+        Command::Run {
+            ifaces,
+            policy,
+            mode,
+            pin_dir,
+            netns,
+        } => run_attach(&ifaces, &policy, mode, &pin_dir, netns.as_deref()),
+        Command::Detach {
+            ifaces,
+            pin_dir,
+            netns,
+            purge,
+        } => detach(&ifaces, &pin_dir, netns.as_deref(), purge),
+        Command::Stats { pin_dir, json } => stats(&pin_dir, json),
+    }
+}
+
+fn check(path: &Path, date: NaiveDate) -> Result<ExitCode> {
+    let p = load_policy(path)?;
+    let c = compile(&p, date)?;
+    println!(
+        "{}: {} organisations, {} services, {} clients, {} agreements ({} in force on {date}); {} prefix entries, {} rule entries",
+        path.display(),
+        p.organisations.len(),
+        p.services.len(),
+        p.clients.len(),
+        p.agreements.len(),
+        c.agreements.len(),
+        c.prefixes.len(),
+        c.rule_entries()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn replay(policy_path: &Path, pcap: &Path, json: bool, date: NaiveDate) -> Result<ExitCode> {
+    let p = load_policy(policy_path)?;
+    let frames = read_capture(pcap)?;
+    let mut r = Replayer::new(&p, date)?;
+    let mut sum = Summary::default();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for f in &frames {
+        let v = r.judge(f)?;
+        sum.add(&v);
+        if json {
+            writeln!(out, "{}", serde_json::to_string(&v)?)?;
+        } else {
+            let agreement = v.agreement.map_or_else(|| "-".into(), |a| a.to_string());
+            let dir = v.direction.map_or("-", |d| match d {
+                sdn_loader::replay::Direction::Forward => "forward",
+                sdn_loader::replay::Direction::Reply => "reply",
+            });
+            let verdict = if v.passed() { "pass" } else { "drop" };
+            let txn = if v.transaction { " transaction" } else { "" };
+            writeln!(
+                out,
+                "{:>6} {verdict:<4} {:<28} agreement {agreement:<10} {dir:<7}{txn}",
+                v.index, v.reason
+            )?;
+        }
+    }
+    out.flush()?;
+    eprintln!(
+        "{} frames: {} passed, {} dropped, {} transactions (policy {}, as of {date})",
+        sum.frames,
+        sum.passed,
+        sum.dropped,
+        sum.transactions,
+        policy_path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn explain(policy_path: &Path, spec: &Spec, date: NaiveDate, json: bool) -> Result<ExitCode> {
+    let p = load_policy(policy_path)?;
+    let frame = synth::build(spec)?;
+    let mut r = Replayer::new(&p, date)?;
+    let v = r.judge(&frame)?;
+    if json {
+        println!("{}", serde_json::to_string(&v)?);
+    } else {
+        print!("{}", describe(&p, spec, &v));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_attach(
+    ifaces: &[String],
+    policy_path: &Path,
+    mode: Mode,
+    pin_dir: &Path,
+    netns: Option<&str>,
+) -> Result<ExitCode> {
+    // Validate and compile before touching anything: a bad file changes nothing.
+    let p = load_policy(policy_path)?;
+    let date = today(None);
+    let compiled = compile(&p, date)?;
+    if let Some(ns) = netns {
+        attach::enter_netns(ns)?;
+    }
+    attach::check_bpffs(pin_dir)?;
+    let mut dp = Dataplane::load_pinned(Capacities::default(), pin_dir)
+        .context("loading the XDP program")?;
+    let report = dp.apply(&compiled)?;
+    tracing::info!(
+        generation = report.generation,
+        agreements = report.agreements,
+        prefixes = report.prefixes,
+        rules = report.rules,
+        "policy {} applied (as of {date})",
+        policy_path.display()
+    );
+    let xdp_mode = match mode {
+        Mode::Native => XdpMode::Driver,
+        Mode::Generic => XdpMode::Skb,
+    };
+    for iface in ifaces {
+        let how = attach::attach(&mut dp, pin_dir, iface, xdp_mode)?;
+        let what = match how {
+            Attached::New => "attached",
+            Attached::Replaced => "replaced the program in the existing link of",
+        };
+        println!(
+            "{what} {iface} ({} mode); pins under {}",
+            mode_name(mode),
+            pin_dir.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+const fn mode_name(m: Mode) -> &'static str {
+    match m {
+        Mode::Native => "native",
+        Mode::Generic => "generic",
+    }
+}
+
+fn detach(ifaces: &[String], pin_dir: &Path, netns: Option<&str>, purge: bool) -> Result<ExitCode> {
+    if let Some(ns) = netns {
+        attach::enter_netns(ns)?;
+    }
+    let mut code = ExitCode::SUCCESS;
+    for iface in ifaces {
+        if attach::detach(pin_dir, iface)? {
+            println!("detached from {iface}");
+        } else {
+            eprintln!(
+                "{iface}: not attached (no link pinned under {})",
+                pin_dir.display()
+            );
+            code = ExitCode::FAILURE;
+        }
+    }
+    if purge {
+        let left = attach::attached_interfaces(pin_dir);
+        if !left.is_empty() {
+            bail!("not purging: still attached to {}", left.join(", "));
+        }
+        if pin_dir.exists() {
+            std::fs::remove_dir_all(pin_dir)
+                .with_context(|| format!("removing {}", pin_dir.display()))?;
+            println!("removed {} (program, maps and counters)", pin_dir.display());
+        }
+    }
+    Ok(code)
+}
+
+#[derive(Serialize)]
+struct AgreementRow {
+    agreement: u32,
+    forward_packets: u64,
+    forward_bytes: u64,
+    reply_packets: u64,
+    reply_bytes: u64,
+    transactions: u64,
+}
+
+#[derive(Serialize)]
+struct StatsOut {
+    generation: u32,
+    interfaces: Vec<String>,
+    agreements: Vec<AgreementRow>,
+    reasons: std::collections::BTreeMap<&'static str, u64>,
+}
+
+fn row(id: u32, c: &AgreementCounters) -> AgreementRow {
+    AgreementRow {
+        agreement: id,
+        forward_packets: c.forward_packets,
+        forward_bytes: c.forward_bytes,
+        reply_packets: c.reply_packets,
+        reply_bytes: c.reply_bytes,
+        transactions: c.transactions,
+    }
+}
+
+fn stats(pin_dir: &Path, json: bool) -> Result<ExitCode> {
+    let maps = Maps::open_pinned(pin_dir).with_context(|| {
+        format!(
+            "no running data plane under {} (run `sdn-loader run` first)",
+            pin_dir.display()
+        )
+    })?;
+    let slots = maps.slots_in_force()?;
+    let counters = maps.counters_of(&slots)?;
+    let reasons = maps.reason_counts()?;
+    let out = StatsOut {
+        generation: maps.config()?.active_generation,
+        interfaces: attach::attached_interfaces(pin_dir),
+        agreements: counters.iter().map(|(id, c)| row(*id, c)).collect(),
+        reasons: (0..reason::COUNT)
+            .map(|r| (reason::name(r), reasons.get(&r).copied().unwrap_or(0)))
+            .collect(),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "interfaces: {}  policy generation: {}",
+        out.interfaces.join(", "),
+        out.generation
+    );
+    println!(
+        "{:>10} {:>12} {:>14} {:>12} {:>14} {:>12}",
+        "agreement", "fwd packets", "fwd bytes", "rep packets", "rep bytes", "transactions"
+    );
+    for r in &out.agreements {
+        println!(
+            "{:>10} {:>12} {:>14} {:>12} {:>14} {:>12}",
+            r.agreement,
+            r.forward_packets,
+            r.forward_bytes,
+            r.reply_packets,
+            r.reply_bytes,
+            r.transactions
+        );
+    }
+    println!("\n{:<28} {:>12}  verdict", "reason", "packets");
+    for r in 0..reason::COUNT {
+        let n = reasons.get(&r).copied().unwrap_or(0);
+        if n > 0 {
+            println!(
+                "{:<28} {:>12}  {}",
+                reason::name(r),
+                n,
+                if reason::passes(r) { "pass" } else { "drop" }
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

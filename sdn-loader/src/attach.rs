@@ -1,0 +1,246 @@
+//! Attaching to interfaces: network namespaces, pinned program and links, detaching.
+//!
+//! Layout under the pin directory (default `/sys/fs/bpf/sdn`): `maps/<MAP>` (policy and
+//! counters), `prog` (the attached program), `links/<ifname>` (one bpf_link per interface).
+//! The links keep the program attached after the loader exits; a new `run` re-uses the maps
+//! (counters kept) and swaps the program into the existing links atomically.
+
+use std::{
+    fs::File,
+    os::fd::AsRawFd,
+    path::{Path, PathBuf},
+};
+
+use aya::programs::{
+    ProgramError,
+    links::{FdLink, PinnedLink},
+    xdp::{XdpLink, XdpMode},
+};
+
+use crate::{dataplane::Dataplane, paths};
+
+/// Errors of attaching and detaching.
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    /// The network namespace could not be entered.
+    #[error("entering network namespace {name:?} ({path}): {source}")]
+    Netns {
+        /// Namespace name.
+        name: String,
+        /// Its file.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No bpffs where pins go.
+    #[error("{0} is not on a BPF filesystem (mount it with: mount -t bpf bpf /sys/fs/bpf)")]
+    NoBpffs(PathBuf),
+    /// The interface does not exist.
+    #[error("interface {0:?} does not exist (in this network namespace)")]
+    NoInterface(String),
+    /// Native mode is not supported.
+    #[error("interface {iface:?}: the driver refused native XDP ({source}); try --mode generic")]
+    NativeRefused {
+        /// Interface.
+        iface: String,
+        /// Cause.
+        #[source]
+        source: ProgramError,
+    },
+    /// Attaching failed otherwise.
+    #[error("interface {iface:?}: attaching the XDP program: {source}")]
+    Attach {
+        /// Interface.
+        iface: String,
+        /// Cause.
+        #[source]
+        source: ProgramError,
+    },
+    /// A pinned link could not be used.
+    #[error("pinned link {path}: {message}")]
+    Link {
+        /// Pin path.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// Pin file operations.
+    #[error("{path}: {source}")]
+    Io {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Data-plane errors.
+    #[error(transparent)]
+    Dataplane(#[from] crate::dataplane::DataplaneError),
+}
+
+/// Moves this (single-threaded) process into the named network namespace (`ip netns` name).
+/// Only the network namespace changes: pins still go to the host's bpffs.
+pub fn enter_netns(name: &str) -> Result<(), AttachError> {
+    let path = Path::new(paths::NETNS_DIR).join(name);
+    let err = |source| AttachError::Netns {
+        name: name.to_owned(),
+        path: path.clone(),
+        source,
+    };
+    let f = File::open(&path).map_err(err)?;
+    // SAFETY: setns on a namespace file descriptor we own; no other threads exist yet.
+    let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+    if rc != 0 {
+        return Err(err(std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// Checks that `dir`'s nearest existing ancestor is on bpffs.
+pub fn check_bpffs(dir: &Path) -> Result<(), AttachError> {
+    const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+    let mut p = dir;
+    while !p.exists() {
+        match p.parent() {
+            Some(parent) => p = parent,
+            None => return Err(AttachError::NoBpffs(dir.to_path_buf())),
+        }
+    }
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes())
+        .map_err(|_| AttachError::NoBpffs(dir.to_path_buf()))?;
+    // SAFETY: statfs fills the zeroed struct; the path is a valid C string.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statfs(c.as_ptr(), &mut st) };
+    if rc != 0 || st.f_type as i64 != BPF_FS_MAGIC {
+        return Err(AttachError::NoBpffs(dir.to_path_buf()));
+    }
+    Ok(())
+}
+
+fn link_path(pin_dir: &Path, iface: &str) -> PathBuf {
+    pin_dir.join(paths::LINKS_SUBDIR).join(iface)
+}
+
+/// How an interface was attached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Attached {
+    /// A new link was created and pinned.
+    New,
+    /// The existing pinned link now runs the new program (atomic replacement).
+    Replaced,
+}
+
+/// Attaches the loaded program to `iface` (or swaps it into the interface's pinned link) and
+/// pins the link and the program.
+pub fn attach(
+    dp: &mut Dataplane,
+    pin_dir: &Path,
+    iface: &str,
+    mode: XdpMode,
+) -> Result<Attached, AttachError> {
+    let links_dir = pin_dir.join(paths::LINKS_SUBDIR);
+    std::fs::create_dir_all(&links_dir).map_err(|source| AttachError::Io {
+        path: links_dir.clone(),
+        source,
+    })?;
+    let lpath = link_path(pin_dir, iface);
+    let program = dp.program_mut()?;
+    let how = if lpath.exists() {
+        let pinned = PinnedLink::from_pin(&lpath).map_err(|e| AttachError::Link {
+            path: lpath.clone(),
+            message: e.to_string(),
+        })?;
+        let fd_link: FdLink = pinned.into();
+        let link = XdpLink::try_from(fd_link).map_err(|e| AttachError::Link {
+            path: lpath.clone(),
+            message: e.to_string(),
+        })?;
+        let id = program
+            .attach_to_link(link)
+            .map_err(|source| AttachError::Attach {
+                iface: iface.to_owned(),
+                source,
+            })?;
+        // The pin still holds the link; closing our descriptor leaves it attached.
+        let link = program
+            .take_link(id)
+            .map_err(|source| AttachError::Attach {
+                iface: iface.to_owned(),
+                source,
+            })?;
+        drop(link);
+        Attached::Replaced
+    } else {
+        let id = program.attach(iface, mode).map_err(|source| match source {
+            ProgramError::UnknownInterface { .. } => AttachError::NoInterface(iface.to_owned()),
+            source if mode == XdpMode::Driver => AttachError::NativeRefused {
+                iface: iface.to_owned(),
+                source,
+            },
+            source => AttachError::Attach {
+                iface: iface.to_owned(),
+                source,
+            },
+        })?;
+        let link = program
+            .take_link(id)
+            .map_err(|source| AttachError::Attach {
+                iface: iface.to_owned(),
+                source,
+            })?;
+        let fd_link = FdLink::try_from(link).map_err(|e| AttachError::Link {
+            path: lpath.clone(),
+            message: format!("kernel gave no bpf_link ({e}); XDP links need Linux 5.9+"),
+        })?;
+        fd_link.pin(&lpath).map_err(|e| AttachError::Link {
+            path: lpath.clone(),
+            message: e.to_string(),
+        })?;
+        Attached::New
+    };
+    let ppath = pin_dir.join(paths::PROGRAM_PIN);
+    if ppath.exists() {
+        std::fs::remove_file(&ppath).map_err(|source| AttachError::Io {
+            path: ppath.clone(),
+            source,
+        })?;
+    }
+    dp.program_mut()?
+        .pin(&ppath)
+        .map_err(|e| AttachError::Link {
+            path: ppath.clone(),
+            message: e.to_string(),
+        })?;
+    Ok(how)
+}
+
+/// Detaches from `iface` by removing its pinned link. Returns false when none was pinned.
+pub fn detach(pin_dir: &Path, iface: &str) -> Result<bool, AttachError> {
+    let lpath = link_path(pin_dir, iface);
+    if !lpath.exists() {
+        return Ok(false);
+    }
+    let pinned = PinnedLink::from_pin(&lpath).map_err(|e| AttachError::Link {
+        path: lpath.clone(),
+        message: e.to_string(),
+    })?;
+    // Unpinning drops the last reference: the kernel detaches the program.
+    pinned.unpin().map_err(|e| AttachError::Link {
+        path: lpath.clone(),
+        message: e.to_string(),
+    })?;
+    Ok(true)
+}
+
+/// Interfaces with a pinned link.
+pub fn attached_interfaces(pin_dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(pin_dir.join(paths::LINKS_SUBDIR))
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    out.sort();
+    out
+}
