@@ -14,8 +14,10 @@ pub mod maps {
     pub const PREFIX_LENGTHS: &str = "SDN_PREFIX_LENGTHS";
     /// Rules: `(generation, client class, endpoint class, VLAN, protocol, chunk)` -> intervals.
     pub const RULES: &str = "SDN_RULES";
-    /// Flow table (LRU): a flow's cached decision.
+    /// IPv6 flow table (LRU): a flow's cached decision.
     pub const FLOWS: &str = "SDN_FLOWS";
+    /// IPv4 flow table (LRU), with a compact key so established IPv4 flows hash 16 bytes.
+    pub const FLOWS4: &str = "SDN_FLOWS4";
     /// Fragment table (LRU): verdicts of first fragments.
     pub const FRAGMENTS: &str = "SDN_FRAGMENTS";
     /// Per-agreement per-CPU counters, indexed by slot.
@@ -35,6 +37,8 @@ pub const PROGRAM_NAME: &str = "sdn_filter";
 /// Name of the classifier program, reached by tail call for first packets and ICMP errors.
 /// (Split off so that each program stays well within the verifier's budget.)
 pub const CLASSIFIER_NAME: &str = "sdn_classify";
+/// Name of a bare XDP_PASS program, the floor benchmarks compare with.
+pub const PASS_NAME: &str = "sdn_pass";
 
 /// At most this many VLAN tags are parsed; one more is malformed.
 pub const MAX_VLAN_TAGS: usize = 2;
@@ -276,6 +280,26 @@ pub struct FlowKey {
     pub family: u8,
 }
 
+/// IPv4 flow-table key (the same tuple as `FlowKey`, compact).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey4 {
+    /// Source address (network byte order).
+    pub src: u32,
+    /// Destination address.
+    pub dst: u32,
+    /// Source port (ICMP: echo identifier).
+    pub src_port: u16,
+    /// Destination port (ICMP: the type).
+    pub dst_port: u16,
+    /// VLAN id used for matching (0 = untagged).
+    pub vlan: u16,
+    /// IP protocol.
+    pub protocol: u8,
+    /// Padding.
+    pub _pad: u8,
+}
+
 /// What a flow-table or fragment-table entry decided.
 pub mod kind {
     /// Dropped (fragment table only).
@@ -303,7 +327,9 @@ pub struct FlowValue {
     /// `kind::*`.
     pub kind: u8,
     /// Padding.
-    pub _pad: [u8; 3],
+    pub _pad0: u8,
+    /// Padding.
+    pub _pad1: u16,
 }
 
 /// Fragment-table key.
@@ -466,6 +492,7 @@ mod user {
     unsafe impl aya::Pod for RuleEntry {}
     unsafe impl aya::Pod for RuleValue {}
     unsafe impl aya::Pod for FlowKey {}
+    unsafe impl aya::Pod for FlowKey4 {}
     unsafe impl aya::Pod for FlowValue {}
     unsafe impl aya::Pod for FragmentKey {}
     unsafe impl aya::Pod for AgreementCounters {}
@@ -486,6 +513,7 @@ mod tests {
         assert_eq!(size_of::<RuleEntry>(), 12);
         assert_eq!(size_of::<RuleValue>(), 8 + 12 * RULES_PER_VALUE);
         assert_eq!(size_of::<FlowKey>(), 40);
+        assert_eq!(size_of::<FlowKey4>(), 16);
         assert_eq!(size_of::<FlowValue>(), 24);
         assert_eq!(size_of::<FragmentKey>(), 40);
         assert_eq!(size_of::<AgreementCounters>(), 40);

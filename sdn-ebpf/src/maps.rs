@@ -8,9 +8,9 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, ProgramArray},
 };
 use sdn_common::{
-    AgreementCounters, Config, FlowKey, FlowValue, FragmentKey, FragmentValue, LastDecision,
-    PREFIX_LENGTHS_ENTRIES, PrefixKey, PrefixLengths, PrefixValue, RuleKey, RuleValue, capacity,
-    reason,
+    AgreementCounters, Config, FlowKey, FlowKey4, FlowValue, FragmentKey, FragmentValue,
+    LastDecision, PREFIX_LENGTHS_ENTRIES, PrefixKey, PrefixLengths, PrefixValue, RuleKey,
+    RuleValue, capacity, reason,
 };
 
 use crate::packet::Parsed;
@@ -32,6 +32,10 @@ pub(crate) static SDN_RULES: HashMap<RuleKey, RuleValue> =
 
 #[map]
 pub(crate) static SDN_FLOWS: LruHashMap<FlowKey, FlowValue> =
+    LruHashMap::with_max_entries(capacity::FLOWS, 0);
+
+#[map]
+pub(crate) static SDN_FLOWS4: LruHashMap<FlowKey4, FlowValue> =
     LruHashMap::with_max_entries(capacity::FLOWS, 0);
 
 #[map]

@@ -161,18 +161,23 @@ struct V6Chain {
 /// walk's many paths (direct packet access would make every offset precise).
 #[inline(always)]
 fn load<const N: usize>(ctx: &XdpContext, off: usize) -> Option<[u8; N]> {
-    let mut buf = [0u8; N];
+    let mut buf = Aligned([0u8; N]);
     // SAFETY: the helper writes at most N bytes into buf and fails past the frame end.
     let r = unsafe {
         bpf_xdp_load_bytes(
             ctx.ctx,
             off as u32,
-            buf.as_mut_ptr() as *mut c_void,
+            buf.0.as_mut_ptr() as *mut c_void,
             N as u32,
         )
     };
-    if r == 0 { Some(buf) } else { None }
+    if r == 0 { Some(buf.0) } else { None }
 }
+
+/// An 8-byte aligned buffer: the BPF backend zeroes and copies it with word stores instead
+/// of byte loops (it cannot assume unaligned access).
+#[repr(C, align(8))]
+struct Aligned<T>(T);
 
 #[inline(always)]
 const fn be16(b: &[u8], i: usize) -> u16 {
@@ -358,7 +363,7 @@ pub(crate) fn parse(ctx: &XdpContext) -> Result<Parsed, u32> {
         return Ok(p);
     }
     // The first 16 bytes are enough for every field we read (TCP flags are byte 13).
-    let mut t = [0u8; 16];
+    let mut t = Aligned([0u8; 16]);
     if indirect {
         let got = if need >= 16 {
             load::<16>(ctx, l4)
@@ -366,33 +371,29 @@ pub(crate) fn parse(ctx: &XdpContext) -> Result<Parsed, u32> {
             load::<8>(ctx, l4).map(widen)
         };
         match got {
-            Some(b) => t = b,
+            Some(b) => t.0 = b,
             None => {
                 p.early_reason = Some(short);
                 return Ok(p);
             }
         }
-    } else if need >= 16 {
-        let Some(b) = at(start, end, l4, 16) else {
+    } else {
+        let Some(b) = at(start, end, l4, need) else {
             p.early_reason = Some(short);
             return Ok(p);
         };
+        // Only the bytes the fields below use.
         let mut i = 0;
-        while i < 16 {
-            t[i] = u8_at(b, i);
+        while i < 6 {
+            t.0[i] = u8_at(b, i);
             i += 1;
         }
-    } else {
-        let Some(b) = at(start, end, l4, 8) else {
-            p.early_reason = Some(short);
-            return Ok(p);
-        };
-        let mut i = 0;
-        while i < 8 {
-            t[i] = u8_at(b, i);
-            i += 1;
+        if need >= 16 {
+            t.0[12] = u8_at(b, 12);
+            t.0[13] = u8_at(b, 13);
         }
     }
+    let t = t.0;
     match p.protocol {
         PROTO_TCP => {
             let doff = (t[12] >> 4) as usize;
@@ -428,13 +429,13 @@ pub(crate) fn parse(ctx: &XdpContext) -> Result<Parsed, u32> {
 
 #[inline(always)]
 fn widen(b: [u8; 8]) -> [u8; 16] {
-    let mut t = [0u8; 16];
+    let mut t = Aligned([0u8; 16]);
     let mut i = 0;
     while i < 8 {
-        t[i] = b[i];
+        t.0[i] = b[i];
         i += 1;
     }
-    t
+    t.0
 }
 
 /// The packet quoted in an ICMP error: its IP header and first 8 transport bytes. `None`

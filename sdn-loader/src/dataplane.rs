@@ -15,7 +15,7 @@ use aya::{
 };
 use sdn_common::{
     AgreementCounters, CLASSIFIER_NAME, Config, DEFAULT_FLOW_TIMEOUT_NS,
-    DEFAULT_FRAGMENT_TIMEOUT_NS, LastDecision, PROGRAM_NAME, PrefixKey, PrefixLength,
+    DEFAULT_FRAGMENT_TIMEOUT_NS, LastDecision, PASS_NAME, PROGRAM_NAME, PrefixKey, PrefixLength,
     PrefixLengths, PrefixValue, RULES_PER_VALUE, RuleEntry, RuleKey, RuleValue, capacity, maps,
     prefix_lengths_index, reason,
 };
@@ -192,7 +192,8 @@ pub struct Dataplane {
     slots: BTreeMap<u32, u32>,
 }
 
-const ALL_MAPS: [&str; 11] = [
+const ALL_MAPS: [&str; 12] = [
+    maps::FLOWS4,
     maps::SCRATCH,
     maps::JUMP,
     maps::CONFIG,
@@ -232,6 +233,7 @@ impl Dataplane {
         loader
             .map_max_entries(maps::COUNTERS, caps.slots)
             .map_max_entries(maps::FLOWS, caps.flows)
+            .map_max_entries(maps::FLOWS4, caps.flows)
             .map_max_entries(maps::FRAGMENTS, caps.fragments)
             .map_max_entries(maps::PREFIXES, caps.prefixes)
             .map_max_entries(maps::RULES, caps.rules);
@@ -246,7 +248,7 @@ impl Dataplane {
             }
         }
         let mut ebpf = loader.load(EBPF_OBJECT)?;
-        for name in [CLASSIFIER_NAME, PROGRAM_NAME] {
+        for name in [CLASSIFIER_NAME, PROGRAM_NAME, PASS_NAME] {
             let program: &mut Xdp = ebpf
                 .program_mut(name)
                 .ok_or(DataplaneError::MissingProgram(name))?
@@ -589,17 +591,20 @@ impl Dataplane {
         })
     }
 
-    /// Runs one frame `repeat` times in the kernel and returns the kernel-measured mean time
-    /// per run and the action.
+    /// Runs one frame `repeat` times in the kernel through the filter (or, with `bare`, through
+    /// a program that only returns XDP_PASS) and returns the kernel-measured mean time per run
+    /// and the action.
     pub fn time_frame(
         &mut self,
         frame: &[u8],
         repeat: u32,
+        bare: bool,
     ) -> Result<(Duration, u32), DataplaneError> {
+        let name = if bare { PASS_NAME } else { PROGRAM_NAME };
         let prog: &Xdp = self
             .ebpf
-            .program(PROGRAM_NAME)
-            .ok_or(DataplaneError::MissingProgram(PROGRAM_NAME))?
+            .program(name)
+            .ok_or(DataplaneError::MissingProgram(name))?
             .try_into()
             .map_err(DataplaneError::Program)?;
         let mut out = vec![0u8; frame.len() + 256];

@@ -10,3 +10,4 @@ pub mod paths;
 pub mod policy;
 pub mod replay;
 pub mod synth;
+pub mod synthetic;

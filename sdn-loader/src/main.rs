@@ -202,6 +202,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }),
                 vlan,
                 tcp_flags: if syn { 0x02 } else { 0x10 },
+                ext_headers: 0,
             };
             explain(&policy, &spec, today(date), json)
         }

@@ -39,6 +39,8 @@ pub struct Spec {
     pub vlan: Option<u16>,
     /// TCP flags byte.
     pub tcp_flags: u8,
+    /// IPv6 only: this many 8-byte extension headers (hop-by-hop, then destination options).
+    pub ext_headers: usize,
 }
 
 /// Parses a protocol name or number.
@@ -103,11 +105,22 @@ pub fn build(spec: &Spec) -> Result<Vec<u8>, SynthError> {
         (IpAddr::V6(s), IpAddr::V6(d)) => {
             let mut h = vec![0u8; 40];
             h[0] = 0x60;
-            h[4..6].copy_from_slice(&(l4.len() as u16).to_be_bytes());
-            h[6] = spec.protocol;
             h[7] = 64;
             h[8..24].copy_from_slice(&s.octets());
             h[24..40].copy_from_slice(&d.octets());
+            // Chain: 40-byte header, then ext headers (0 = hop-by-hop, 60 = destination
+            // options), each 8 bytes with padding options, then the transport header.
+            let mut next = spec.protocol;
+            let mut exts = Vec::new();
+            for i in (0..spec.ext_headers).rev() {
+                let mut e = vec![next, 0, 1, 4, 0, 0, 0, 0];
+                next = if i == 0 { 0 } else { 60 };
+                e.append(&mut exts);
+                exts = e;
+            }
+            h[6] = next;
+            h[4..6].copy_from_slice(&((exts.len() + l4.len()) as u16).to_be_bytes());
+            h.append(&mut exts);
             h
         }
         (src, dst) => return Err(SynthError::MixedFamilies { src, dst }),
