@@ -1,1 +1,353 @@
-fn main() {}
+//! Project tasks. `cargo xtask demo` and `cargo xtask test` are the README's two commands:
+//! each installs what it needs first (scripts/setup.sh, idempotent).
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    thread::sleep,
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "sdn-filter project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install the toolchain (Debian packages, bpf-linker) and mount bpffs. Idempotent.
+    Setup,
+    /// Build the loader with the XDP program embedded (release).
+    Build,
+    /// Build, create a client/hub/service topology of network namespaces, enforce the demo
+    /// policy on the hub, send allowed and denied traffic, print the counters, clean up.
+    Demo {
+        /// Leave the topology and the attached program in place afterwards.
+        #[arg(long)]
+        keep: bool,
+        /// Policy file to enforce.
+        #[arg(long, default_value = "examples/demo-policy.toml")]
+        policy: PathBuf,
+    },
+    /// Run every test (unit, crafted frames, property, end-to-end) plus clippy and fmt checks.
+    Test {
+        /// Skip clippy and fmt.
+        #[arg(long)]
+        no_lint: bool,
+        /// Extra arguments for `cargo test`.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Measure in-kernel cost per packet (BPF_PROG_TEST_RUN) next to a bare XDP_PASS program.
+    Bench {
+        /// Policy sizes (agreements); default 10 6351 1000000.
+        sizes: Vec<String>,
+    },
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    let shown = format!("{cmd:?}");
+    let status = cmd.status().with_context(|| format!("starting {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed: {status}");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root()).env("SDN_EBPF_BUILD", "require");
+    c
+}
+
+fn setup() -> Result<()> {
+    run(Command::new("bash").arg(root().join("scripts/setup.sh")))
+}
+
+fn build() -> Result<PathBuf> {
+    setup()?;
+    run(cargo().args(["build", "--release", "-p", "sdn-loader"]))?;
+    Ok(root().join("target/release/sdn-loader"))
+}
+
+const NS: &str = "sdn";
+const PIN_DIR: &str = "/sys/fs/bpf/sdn-demo";
+
+fn topology(action: &str) -> Result<()> {
+    run(Command::new("bash")
+        .arg(root().join("scripts/topology.sh"))
+        .args([action, NS]))
+}
+
+fn in_ns(ns: &str, args: &[&str]) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", &format!("{NS}-{ns}")]).args(args);
+    c
+}
+
+/// Runs a command, reports whether it succeeded (traffic that is meant to fail is no error).
+fn attempt(what: &str, cmd: &mut Command, expect_ok: bool) -> bool {
+    let ok = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let verdict = if ok == expect_ok {
+        "as expected"
+    } else {
+        "UNEXPECTED"
+    };
+    println!(
+        "  {what:<62} {:<8} {verdict}",
+        if ok { "ok" } else { "blocked" }
+    );
+    ok == expect_ok
+}
+
+fn listen(ns: &str, args: &[&str]) -> Result<Child> {
+    let child = in_ns(ns, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    sleep(Duration::from_millis(300));
+    Ok(child)
+}
+
+fn tcp_exchange(src: Option<&str>, dst: &str, port: &str, v6: bool) -> Result<bool> {
+    let server = listen("service", &["timeout", "4", "nc", "-l", dst, port])?;
+    let mut args = vec!["timeout", "3", "nc", "-w", "2", "-N"];
+    if v6 {
+        args.push("-6");
+    }
+    if let Some(s) = src {
+        args.extend(["-s", s]);
+    }
+    args.extend([dst, port]);
+    let mut client = in_ns("client", &args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    if let Some(mut stdin) = client.stdin.take() {
+        use std::io::Write as _;
+        let _ = stdin.write_all(b"hello from the clinic\n");
+    }
+    let _ = client.wait();
+    let out = server.wait_with_output()?;
+    Ok(String::from_utf8_lossy(&out.stdout).contains("hello from the clinic"))
+}
+
+fn demo(keep: bool, policy: &Path) -> Result<()> {
+    let loader = build()?;
+    let loader = loader.to_string_lossy().into_owned();
+    let policy = root().join(policy);
+    let policy = policy.to_string_lossy().into_owned();
+    println!(
+        "\n== topology: {NS}-client -- {NS}-hub -- {NS}-service (network namespaces, documentation addresses)"
+    );
+    topology("up")?;
+    let result = demo_traffic(&loader, &policy);
+    if keep {
+        println!(
+            "\nleft in place: namespaces {NS}-client/{NS}-hub/{NS}-service, pins under {PIN_DIR}"
+        );
+        println!(
+            "clean up with: {loader} detach --netns {NS}-hub --iface {NS}hc --iface {NS}hs --pin-dir {PIN_DIR} --purge; bash scripts/topology.sh down {NS}"
+        );
+    } else {
+        let _ = Command::new(&loader)
+            .args([
+                "detach",
+                "--netns",
+                &format!("{NS}-hub"),
+                "--iface",
+                &format!("{NS}hc"),
+                "--iface",
+                &format!("{NS}hs"),
+                "--pin-dir",
+                PIN_DIR,
+                "--purge",
+            ])
+            .stdout(Stdio::null())
+            .status();
+        topology("down")?;
+    }
+    result
+}
+
+fn demo_traffic(loader: &str, policy: &str) -> Result<()> {
+    println!("\n== policy {policy}");
+    run(Command::new(loader).args(["check", "--policy", policy]))?;
+    println!("\n== enforcing on the hub's interfaces");
+    run(Command::new(loader).args([
+        "run",
+        "--netns",
+        &format!("{NS}-hub"),
+        "--iface",
+        &format!("{NS}hc"),
+        "--iface",
+        &format!("{NS}hs"),
+        "--policy",
+        policy,
+        "--pin-dir",
+        PIN_DIR,
+    ]))?;
+    println!(
+        "\n== traffic (client 198.51.100.10 has agreements 1001 fmk and 1003 pacs; 198.51.100.20's agreement 1002 is revoked)"
+    );
+    let mut good = true;
+    good &= attempt(
+        "ping 203.0.113.10 (icmp, agreement 1001)",
+        &mut in_ns(
+            "client",
+            &["ping", "-c", "3", "-i", "0.2", "-W", "1", "203.0.113.10"],
+        ),
+        true,
+    );
+    let ok = tcp_exchange(None, "203.0.113.10", "443", false)?;
+    good &= report(
+        "TCP 198.51.100.10 -> 203.0.113.10:443 (agreement 1001)",
+        ok,
+        true,
+    );
+    let ok = tcp_exchange(None, "203.0.113.20", "11112", false)?;
+    good &= report(
+        "TCP 198.51.100.10 -> 203.0.113.20:11112 dicom (agreement 1003)",
+        ok,
+        true,
+    );
+    let ok = tcp_exchange(None, "2001:db8:300::10", "443", true)?;
+    good &= report(
+        "TCP [2001:db8:100::10] -> [2001:db8:300::10]:443 (1001)",
+        ok,
+        true,
+    );
+    good &= attempt(
+        "ping 2001:db8:300::10 (icmpv6, agreement 1001)",
+        &mut in_ns(
+            "client",
+            &[
+                "ping",
+                "-6",
+                "-c",
+                "3",
+                "-i",
+                "0.2",
+                "-W",
+                "1",
+                "2001:db8:300::10",
+            ],
+        ),
+        true,
+    );
+    let udp = listen(
+        "service",
+        &["timeout", "3", "nc", "-u", "-l", "203.0.113.10", "5000"],
+    )?;
+    let sent = in_ns("client", &["bash", "-c", "for i in 1 2 3 4 5; do echo datagram-$i; sleep 0.05; done | timeout 2 nc -u -w1 203.0.113.10 5000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let out = udp.wait_with_output()?;
+    let got = String::from_utf8_lossy(&out.stdout)
+        .matches("datagram-")
+        .count();
+    good &= report(
+        &format!("UDP 5 datagrams -> 203.0.113.10:5000 ({got} received)"),
+        sent && got == 5,
+        true,
+    );
+    let ok = tcp_exchange(Some("198.51.100.20"), "203.0.113.10", "443", false)?;
+    good &= report(
+        "TCP 198.51.100.20 -> 203.0.113.10:443 (agreement 1002 revoked)",
+        ok,
+        false,
+    );
+    let ok = tcp_exchange(None, "203.0.113.10", "22", false)?;
+    good &= report(
+        "TCP 198.51.100.10 -> 203.0.113.10:22 (no agreement for port 22)",
+        ok,
+        false,
+    );
+    good &= attempt(
+        "ping 203.0.113.20 (pacs has no icmp endpoint)",
+        &mut in_ns(
+            "client",
+            &["ping", "-c", "2", "-i", "0.2", "-W", "1", "203.0.113.20"],
+        ),
+        false,
+    );
+    println!("\n== counters (sdn-loader stats)");
+    run(Command::new(loader).args(["stats", "--pin-dir", PIN_DIR]))?;
+    if !good {
+        bail!("some traffic did not behave as the policy says");
+    }
+    println!("\nall traffic behaved as the policy says");
+    Ok(())
+}
+
+fn report(what: &str, ok: bool, expect_ok: bool) -> bool {
+    let verdict = if ok == expect_ok {
+        "as expected"
+    } else {
+        "UNEXPECTED"
+    };
+    println!(
+        "  {what:<62} {:<8} {verdict}",
+        if ok { "ok" } else { "blocked" }
+    );
+    ok == expect_ok
+}
+
+fn test(no_lint: bool, args: &[String]) -> Result<()> {
+    setup()?;
+    if !no_lint {
+        run(cargo().args(["fmt", "--all", "--check"]))?;
+        run(
+            Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .current_dir(root().join("sdn-ebpf"))
+                .args(["fmt", "--check"]),
+        )?;
+        run(cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--release",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+    }
+    run(cargo()
+        .args(["test", "--release", "--workspace"])
+        .args(args))
+}
+
+fn bench(sizes: &[String]) -> Result<()> {
+    setup()?;
+    run(cargo()
+        .args(["bench", "-p", "sdn-loader", "--bench", "dataplane", "--"])
+        .args(sizes))
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().task {
+        Task::Setup => setup(),
+        Task::Build => build().map(|p| println!("built {}", p.display())),
+        Task::Demo { keep, policy } => demo(keep, &policy),
+        Task::Test { no_lint, args } => test(no_lint, &args),
+        Task::Bench { sizes } => bench(&sizes),
+    }
+}

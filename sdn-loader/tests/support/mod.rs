@@ -10,6 +10,7 @@
 )]
 
 pub mod r#gen;
+pub mod netns;
 pub mod oracle;
 
 pub use self::r#gen as generate;

@@ -587,22 +587,24 @@ impl NetCounters {
 /// `size` bytes of payload, 0.2 s apart. Returns (transmitted, received).
 pub fn ping(ns: &str, dst: IpAddr, count: u32, size: usize) -> (u32, u32) {
     let deadline = (count / 5 + 5).to_string();
-    let out = run(Command::new("ip").args(["netns", "exec", ns, "ping"]).args([
-        if dst.is_ipv4() { "-4" } else { "-6" },
-        "-n",
-        "-q",
-        "-c",
-        &count.to_string(),
-        "-i",
-        "0.2",
-        "-W",
-        "2",
-        "-w",
-        &deadline,
-        "-s",
-        &size.to_string(),
-        &dst.to_string(),
-    ]));
+    let out = run(Command::new("ip")
+        .args(["netns", "exec", ns, "ping"])
+        .args([
+            if dst.is_ipv4() { "-4" } else { "-6" },
+            "-n",
+            "-q",
+            "-c",
+            &count.to_string(),
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            "-w",
+            &deadline,
+            "-s",
+            &size.to_string(),
+            &dst.to_string(),
+        ]));
     let text = String::from_utf8_lossy(&out.stdout);
     // "5 packets transmitted, 5 received, 0% packet loss, time 803ms"
     let line = text
