@@ -2470,7 +2470,7 @@ state = "approved"
             61,
         ),
         counted(
-            "its later fragment",
+            "later fragment of the new datagram",
             a_again[1].clone(),
             "fragment",
             61,
@@ -2578,7 +2578,13 @@ state = "approved"
             61,
             true,
         ),
-        counted("its later fragment", udp8[1].clone(), "fragment", 61, FWD),
+        counted(
+            "later fragment after the 8-byte udp head",
+            udp8[1].clone(),
+            "fragment",
+            61,
+            FWD,
+        ),
         forward("v4 icmp echo first fragment", ping[0].clone(), 61, true),
         counted(
             "v4 icmp echo later fragment",
@@ -2656,7 +2662,7 @@ state = "approved"
             "tiny-fragment",
         ),
         dropped(
-            "its later fragment",
+            "later fragment of the dest-opts-only head",
             v_dest_tiny[1].clone(),
             "fragment-of-dropped-head",
         ),
