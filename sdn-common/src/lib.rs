@@ -37,6 +37,15 @@ pub const PROGRAM_NAME: &str = "sdn_filter";
 /// Name of the classifier program, reached by tail call for first packets and ICMP errors.
 /// (Split off so that each program stays well within the verifier's budget.)
 pub const CLASSIFIER_NAME: &str = "sdn_classify";
+/// Name of the drop logger, reached by tail call when `flags::LOG_DROPS` is set.
+pub const LOGGER_NAME: &str = "sdn_log";
+/// Slots of the program array (`maps::JUMP`).
+pub mod jump {
+    /// The classifier.
+    pub const CLASSIFY: u32 = 0;
+    /// The drop logger.
+    pub const LOG: u32 = 1;
+}
 /// Name of a bare XDP_PASS program, the floor benchmarks compare with.
 pub const PASS_NAME: &str = "sdn_pass";
 

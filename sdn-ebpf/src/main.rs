@@ -10,6 +10,7 @@
 
 mod classify;
 mod fastpath;
+mod log;
 mod maps;
 mod packet;
 
@@ -22,8 +23,8 @@ use sdn_common::{
 use crate::{
     classify::{Judged, Tuple, judge, judge_infra},
     maps::{
-        SDN_COUNTERS, SDN_FLOWS, SDN_FLOWS4, SDN_FRAGMENTS, SDN_JUMP, SDN_LAST, SDN_SCRATCH,
-        SDN_STATS, Scratch, config, now_ns,
+        JUMP_CLASSIFY, JUMP_LOG, SDN_COUNTERS, SDN_FLOWS, SDN_FLOWS4, SDN_FRAGMENTS, SDN_JUMP,
+        SDN_LAST, SDN_SCRATCH, SDN_STATS, Scratch, config, now_ns,
     },
     packet::{FragState, Parsed, icmp_class, parse},
 };
@@ -76,7 +77,7 @@ pub fn sdn_filter(ctx: XdpContext) -> u32 {
         Some(d) => d,
         None => {
             // SAFETY: a tail call either does not return or fails; on failure we fail closed.
-            let _ = unsafe { SDN_JUMP.tail_call(&ctx, 0) };
+            let _ = unsafe { SDN_JUMP.tail_call(&ctx, JUMP_CLASSIFY) };
             Decision::plain(reason::INTERNAL)
         }
     };
@@ -139,14 +140,17 @@ fn use_flow(e: *mut FlowValue, now: u64, cfg: &Config, generation: u32, syn_only
 #[xdp]
 pub fn sdn_classify(ctx: XdpContext) -> u32 {
     let cfg = config();
-    let Some(s) = SDN_SCRATCH.get_ptr(0) else {
+    let Some(s) = SDN_SCRATCH.get_ptr_mut(0) else {
         return action::DROP;
     };
     // SAFETY: per-CPU scratch written by sdn_filter on this CPU just before the tail call.
-    let s: &Scratch = unsafe { &*s };
-    let d = classify_first(&ctx, s, &cfg);
+    let s: &mut Scratch = unsafe { &mut *s };
+    let d = classify_first(&ctx, &*s, &cfg);
     if s.parsed.frag == FragState::First {
         remember_fragment(&s.parsed, &d, cfg.active_generation & 1, s.now);
+    }
+    if cfg.flags & flags::LOG_DROPS != 0 && !reason::passes(d.reason) {
+        log_drop(&ctx, s, d.reason, true);
     }
     account(&d, s.len, cfg.flags);
     if reason::passes(d.reason) {
@@ -154,6 +158,34 @@ pub fn sdn_classify(ctx: XdpContext) -> u32 {
     } else {
         action::DROP
     }
+}
+
+/// Hands a drop to `sdn_log` (its own program, so that the logging code's stack does not add
+/// to ours), which counts and logs it. Returns only when the tail call fails; the caller then
+/// counts and drops the packet itself.
+#[inline(always)]
+fn log_drop(ctx: &XdpContext, s: &mut Scratch, why: u32, parsed: bool) {
+    s.log_reason = why;
+    s.log_parsed = parsed as u8;
+    // SAFETY: see sdn_filter's tail call.
+    let _ = unsafe { SDN_JUMP.tail_call(ctx, JUMP_LOG) };
+}
+
+/// Counts and logs the drop described in `SDN_SCRATCH`, and drops the packet. (Drops never
+/// count to an agreement, so the reason is all there is to count.)
+#[xdp]
+pub fn sdn_log(ctx: XdpContext) -> u32 {
+    if let Some(s) = SDN_SCRATCH.get_ptr(0) {
+        // SAFETY: per-CPU scratch written just before the tail call.
+        let s: &Scratch = unsafe { &*s };
+        account(&Decision::plain(s.log_reason), s.len, config().flags);
+        if s.log_parsed != 0 {
+            log::packet_drop(&ctx, &s.parsed, s.log_reason);
+        } else {
+            log::frame_drop(&ctx, s.log_reason, s.len);
+        }
+    }
+    action::DROP
 }
 
 #[inline(always)]
@@ -226,15 +258,36 @@ fn general_path(
 ) -> Option<Decision> {
     let p = match parse(ctx) {
         Ok(p) => p,
-        Err(r) => return Some(Decision::plain(r)),
+        Err(r) => {
+            if cfg.flags & flags::LOG_DROPS != 0 && !reason::passes(r) {
+                if let Some(s) = SDN_SCRATCH.get_ptr_mut(0) {
+                    // SAFETY: per-CPU scratch; nothing else uses it during this packet.
+                    let s = unsafe { &mut *s };
+                    s.len = len;
+                    log_drop(ctx, s, r, false);
+                }
+            }
+            return Some(Decision::plain(r));
+        }
     };
     let generation = cfg.active_generation & 1;
-    if p.frag == FragState::Later {
-        return Some(later_fragment(&p, generation, now, cfg.fragment_timeout_ns));
-    }
-    let d = established(&p, generation, now, cfg, len, known)?;
-    if p.frag == FragState::First {
-        remember_fragment(&p, &d, generation, now);
+    let d = if p.frag == FragState::Later {
+        later_fragment(&p, generation, now, cfg.fragment_timeout_ns)
+    } else {
+        let d = established(&p, generation, now, cfg, len, known)?;
+        if p.frag == FragState::First {
+            remember_fragment(&p, &d, generation, now);
+        }
+        d
+    };
+    if cfg.flags & flags::LOG_DROPS != 0 && !reason::passes(d.reason) {
+        if let Some(s) = SDN_SCRATCH.get_ptr_mut(0) {
+            // SAFETY: per-CPU scratch; nothing else uses it during this packet.
+            let s = unsafe { &mut *s };
+            s.parsed = p;
+            s.len = len;
+            log_drop(ctx, s, d.reason, true);
+        }
     }
     Some(d)
 }

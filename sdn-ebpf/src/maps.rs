@@ -60,13 +60,20 @@ pub(crate) struct Scratch {
     pub(crate) len: u64,
     pub(crate) existed: u8,
     pub(crate) icmp: u8,
+    /// For `sdn_log`: the drop reason, and whether `parsed` describes the dropped packet.
+    pub(crate) log_reason: u32,
+    pub(crate) log_parsed: u8,
 }
 
 #[map]
 pub(crate) static SDN_SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 
 #[map]
-pub(crate) static SDN_JUMP: ProgramArray = ProgramArray::with_max_entries(1, 0);
+pub(crate) static SDN_JUMP: ProgramArray = ProgramArray::with_max_entries(2, 0);
+
+/// `SDN_JUMP` slots.
+pub(crate) const JUMP_CLASSIFY: u32 = sdn_common::jump::CLASSIFY;
+pub(crate) const JUMP_LOG: u32 = sdn_common::jump::LOG;
 
 /// The configuration in force (all zero, i.e. generation 0 with no rules, before the loader
 /// writes it: an unconfigured program denies all IP traffic).

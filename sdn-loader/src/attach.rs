@@ -199,19 +199,24 @@ pub fn attach(
         })?;
         Attached::New
     };
-    let ppath = pin_dir.join(paths::PROGRAM_PIN);
-    if ppath.exists() {
-        std::fs::remove_file(&ppath).map_err(|source| AttachError::Io {
-            path: ppath.clone(),
-            source,
-        })?;
-    }
-    dp.program_mut()?
-        .pin(&ppath)
-        .map_err(|e| AttachError::Link {
+    for (file, logger) in [(paths::PROGRAM_PIN, false), (paths::LOGGER_PIN, true)] {
+        let ppath = pin_dir.join(file);
+        if ppath.exists() {
+            std::fs::remove_file(&ppath).map_err(|source| AttachError::Io {
+                path: ppath.clone(),
+                source,
+            })?;
+        }
+        let prog = if logger {
+            dp.logger_mut()?
+        } else {
+            dp.program_mut()?
+        };
+        prog.pin(&ppath).map_err(|e| AttachError::Link {
             path: ppath.clone(),
             message: e.to_string(),
         })?;
+    }
     Ok(how)
 }
 

@@ -15,9 +15,9 @@ use aya::{
 };
 use sdn_common::{
     AgreementCounters, CLASSIFIER_NAME, Config, DEFAULT_FLOW_TIMEOUT_NS,
-    DEFAULT_FRAGMENT_TIMEOUT_NS, LastDecision, PASS_NAME, PROGRAM_NAME, PrefixKey, PrefixLength,
-    PrefixLengths, PrefixValue, RULES_PER_VALUE, RuleEntry, RuleKey, RuleValue, capacity, maps,
-    prefix_lengths_index, reason,
+    DEFAULT_FRAGMENT_TIMEOUT_NS, LOGGER_NAME, LastDecision, PASS_NAME, PROGRAM_NAME, PrefixKey,
+    PrefixLength, PrefixLengths, PrefixValue, RULES_PER_VALUE, RuleEntry, RuleKey, RuleValue,
+    capacity, jump, maps, prefix_lengths_index, reason,
 };
 
 use crate::compile::Compiled;
@@ -248,7 +248,7 @@ impl Dataplane {
             }
         }
         let mut ebpf = loader.load(EBPF_OBJECT)?;
-        for name in [CLASSIFIER_NAME, PROGRAM_NAME, PASS_NAME] {
+        for name in [CLASSIFIER_NAME, LOGGER_NAME, PROGRAM_NAME, PASS_NAME] {
             let program: &mut Xdp = ebpf
                 .program_mut(name)
                 .ok_or(DataplaneError::MissingProgram(name))?
@@ -257,12 +257,12 @@ impl Dataplane {
                 .load()
                 .map_err(|source| DataplaneError::ProgramLoad { name, source })?;
         }
-        {
-            let classifier: &Xdp = ebpf
-                .program(CLASSIFIER_NAME)
-                .ok_or(DataplaneError::MissingProgram(CLASSIFIER_NAME))?
+        for (slot, name) in [(jump::CLASSIFY, CLASSIFIER_NAME), (jump::LOG, LOGGER_NAME)] {
+            let prog: &Xdp = ebpf
+                .program(name)
+                .ok_or(DataplaneError::MissingProgram(name))?
                 .try_into()?;
-            let fd = classifier
+            let fd = prog
                 .fd()?
                 .try_clone()
                 .map_err(|e| DataplaneError::Program(e.into()))?;
@@ -271,7 +271,7 @@ impl Dataplane {
                     .ok_or(DataplaneError::MissingMap(maps::JUMP))?,
             )
             .map_err(map_err(maps::JUMP))?;
-            jump.set(0, &fd, 0).map_err(map_err(maps::JUMP))?;
+            jump.set(slot, &fd, 0).map_err(map_err(maps::JUMP))?;
         }
 
         let maps =
@@ -304,6 +304,16 @@ impl Dataplane {
             .try_into()?)
     }
 
+    /// The drop-logger program (pinned beside the main one so `sdn-loader log` finds its
+    /// log ring).
+    pub fn logger_mut(&mut self) -> Result<&mut Xdp, DataplaneError> {
+        Ok(self
+            .ebpf
+            .program_mut(LOGGER_NAME)
+            .ok_or(DataplaneError::MissingProgram(LOGGER_NAME))?
+            .try_into()?)
+    }
+
     /// The configuration in force.
     pub fn config(&self) -> Result<Config, DataplaneError> {
         self.maps.config()
@@ -324,9 +334,7 @@ impl Dataplane {
 
     /// Sets or clears `flags::*` bits.
     pub fn set_flags(&mut self, set: u32, clear: u32) -> Result<(), DataplaneError> {
-        let mut cfg = self.config()?;
-        cfg.flags = (cfg.flags & !clear) | set;
-        self.set_config(cfg)
+        self.maps.update_flags(set, clear)
     }
 
     /// Agreement id -> slot of the rules now in force.
@@ -657,6 +665,13 @@ impl Maps {
     /// The configuration in force.
     pub fn config(&self) -> Result<Config, DataplaneError> {
         self.config.get(&0, 0).map_err(map_err(maps::CONFIG))
+    }
+
+    /// Sets or clears `flags::*` bits of the configuration in force.
+    pub fn update_flags(&mut self, set: u32, clear: u32) -> Result<(), DataplaneError> {
+        let mut cfg = self.config()?;
+        cfg.flags = (cfg.flags & !clear) | set;
+        self.config.set(0, cfg, 0).map_err(map_err(maps::CONFIG))
     }
 
     /// Agreement id -> counter slot, read from the rules of the generation in force.

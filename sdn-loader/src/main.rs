@@ -131,6 +131,15 @@ enum Command {
         #[arg(long)]
         purge: bool,
     },
+    /// Print every dropped packet (aya-log from the running program) until interrupted.
+    Log {
+        /// Pin directory on bpffs.
+        #[arg(long, default_value = DEFAULT_PIN_DIR)]
+        pin_dir: PathBuf,
+        /// Stop after this many seconds (default: until Ctrl-C).
+        #[arg(long)]
+        seconds: Option<u64>,
+    },
     /// Per-agreement counters and drop reasons of the running data plane.
     Stats {
         /// Pin directory on bpffs.
@@ -221,6 +230,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             purge,
         } => detach(&ifaces, &pin_dir, netns.as_deref(), purge),
         Command::Stats { pin_dir, json } => stats(&pin_dir, json),
+        Command::Log { pin_dir, seconds } => drop_log(&pin_dir, seconds),
     }
 }
 
@@ -458,5 +468,43 @@ fn stats(pin_dir: &Path, json: bool) -> Result<ExitCode> {
             );
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Turns on drop logging in the running program, prints the records, and turns it off again.
+fn drop_log(pin_dir: &Path, seconds: Option<u64>) -> Result<ExitCode> {
+    let mut maps = Maps::open_pinned(pin_dir).with_context(|| {
+        format!(
+            "no running data plane under {} (run `sdn-loader run` first)",
+            pin_dir.display()
+        )
+    })?;
+    let prog = pin_dir.join(sdn_loader::paths::LOGGER_PIN);
+    let info = aya::programs::ProgramInfo::from_pin(&prog)
+        .with_context(|| format!("reading {}", prog.display()))?;
+    let mut logger =
+        aya_log::EbpfLogger::init_from_id(info.id()).context("opening the program's log ring")?;
+    // SAFETY: installing an async-signal-safe handler that only stores to an atomic.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+    maps.update_flags(sdn_common::flags::LOG_DROPS, 0)?;
+    eprintln!("logging drops (Ctrl-C to stop)");
+    let start = std::time::Instant::now();
+    while !STOP.load(std::sync::atomic::Ordering::Relaxed)
+        && seconds.is_none_or(|s| start.elapsed().as_secs() < s)
+    {
+        logger.flush();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    logger.flush();
+    maps.update_flags(0, sdn_common::flags::LOG_DROPS)?;
     Ok(ExitCode::SUCCESS)
 }

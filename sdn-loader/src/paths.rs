@@ -10,3 +10,5 @@ pub const LINKS_SUBDIR: &str = "links";
 pub const PROGRAM_PIN: &str = "prog";
 /// Directory where `ip netns` keeps named network namespaces.
 pub const NETNS_DIR: &str = "/run/netns";
+/// File name of the pinned drop-logger program.
+pub const LOGGER_PIN: &str = "logger";
