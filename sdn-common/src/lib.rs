@@ -128,16 +128,20 @@ pub struct Config {
     pub active_generation: u32,
     /// `flags::*` bits.
     pub flags: u32,
-    /// Idle timeout of a flow-table entry.
-    pub flow_timeout_ns: u64,
-    /// How long a first fragment's verdict is remembered.
-    pub fragment_timeout_ns: u64,
+    /// Idle timeout of a flow-table entry, in jiffies (the kernel's tick: reading it costs
+    /// nothing, where a clock read costs as much as the rest of an established packet).
+    pub flow_timeout: u64,
+    /// How long a first fragment's verdict is remembered, in jiffies.
+    pub fragment_timeout: u64,
+    /// Jiffies per second (the kernel's HZ, measured by the loader): a flow's timestamp is
+    /// refreshed at most once per second.
+    pub hz: u64,
 }
 
-/// Default flow idle timeout: 120 s.
-pub const DEFAULT_FLOW_TIMEOUT_NS: u64 = 120_000_000_000;
-/// Default fragment memory: 60 s.
-pub const DEFAULT_FRAGMENT_TIMEOUT_NS: u64 = 60_000_000_000;
+/// Default flow idle timeout in seconds.
+pub const DEFAULT_FLOW_TIMEOUT_S: u64 = 120;
+/// Default fragment memory in seconds.
+pub const DEFAULT_FRAGMENT_TIMEOUT_S: u64 = 60;
 
 /// Key of the prefix classifier: the address masked to `prefix_len` bits.
 #[repr(C)]
@@ -325,8 +329,8 @@ pub mod kind {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlowValue {
-    /// Last time the flow was seen (coarse monotonic ns).
-    pub last_seen_ns: u64,
+    /// Last time the flow was seen (jiffies).
+    pub last_seen: u64,
     /// Generation the decision was made under.
     pub generation: u32,
     /// Agreement id.
@@ -515,7 +519,7 @@ mod tests {
 
     #[test]
     fn layouts_have_no_implicit_padding() {
-        assert_eq!(size_of::<Config>(), 24);
+        assert_eq!(size_of::<Config>(), 32);
         assert_eq!(size_of::<PrefixKey>(), 20);
         assert_eq!(size_of::<PrefixLengths>(), 4 + 20 * MAX_PREFIX_LENGTHS);
         assert_eq!(size_of::<RuleKey>(), 16);

@@ -129,7 +129,7 @@ fn match_rules(base: &RuleKey, port: u32) -> u64 {
     let mut key = *base;
     let vlan = base.vlan;
     let protocol = base.protocol;
-    let mut found = false;
+    let mut first: Option<&RuleValue> = None;
     let mut step = 0;
     while step < 4 {
         let v = if step < 2 { vlan } else { VLAN_ANY };
@@ -140,18 +140,23 @@ fn match_rules(base: &RuleKey, port: u32) -> u64 {
         }
         key.vlan = v;
         key.protocol = pr;
-        if SDN_RULES.get_ptr(&key).is_some() {
-            found = true;
+        // SAFETY: read-only use of a value the loader replaces only by whole-entry updates.
+        if let Some(v) = unsafe { SDN_RULES.get(&key) } {
+            first = Some(v);
             break;
         }
     }
-    if !found {
+    let Some(v) = first else {
         return 0;
+    };
+    let hit = scan(v, port);
+    if hit != 0 || v.more == 0 {
+        return hit;
     }
-    let mut chunk = 0;
+    let mut chunk = 1;
     while chunk < MAX_RULE_CHUNKS {
         key.chunk = chunk;
-        // SAFETY: read-only use of a value the loader replaces only by whole-entry updates.
+        // SAFETY: as above.
         let Some(v) = (unsafe { SDN_RULES.get(&key) }) else {
             return 0;
         };
@@ -233,15 +238,20 @@ pub(crate) fn judge(t: &Tuple, generation: u32) -> Option<Judged> {
 /// protocol and source or destination port matching).
 #[inline(never)]
 pub(crate) fn judge_infra(t: &Tuple, generation: u32) -> bool {
-    let (sport, dport) = if t.has_ports() {
-        (t.sport as u32, t.dport as u32)
-    } else {
-        (0, 0)
-    };
     let fam = if t.family == family::V6 {
         family::V6
     } else {
         family::V4
+    };
+    // Most policies have no infrastructure entries of a family: one array read decides that.
+    match SDN_PREFIX_LENGTHS.get(prefix_lengths_index(generation, table::INFRA, fam)) {
+        Some(l) if l.count != 0 => {}
+        _ => return false,
+    }
+    let (sport, dport) = if t.has_ports() {
+        (t.sport as u32, t.dport as u32)
+    } else {
+        (0, 0)
     };
     let mut key = RuleKey {
         generation: generation as u8,

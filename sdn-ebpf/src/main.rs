@@ -109,15 +109,15 @@ fn use_flow(e: *mut FlowValue, now: u64, cfg: &Config, generation: u32, syn_only
     // SAFETY: LRU entries may be recycled under us; we only read and refresh the timestamp,
     // and a torn read at worst makes us judge the flow again.
     let e = unsafe { &mut *e };
-    if now.saturating_sub(e.last_seen_ns) > cfg.flow_timeout_ns {
+    if now.saturating_sub(e.last_seen) > cfg.flow_timeout {
         return Lookup::Miss { existed: false };
     }
     if e.generation != generation {
         // Decided under an older policy: judge again (a revoked agreement stops at once).
         return Lookup::Miss { existed: true };
     }
-    if now.wrapping_sub(e.last_seen_ns) > 1_000_000_000 {
-        e.last_seen_ns = now;
+    if now.wrapping_sub(e.last_seen) > cfg.hz {
+        e.last_seen = now;
     }
     Lookup::Hit(match e.kind {
         kind::INFRA => Decision::plain(reason::INFRASTRUCTURE),
@@ -272,7 +272,7 @@ fn general_path(
     };
     let generation = cfg.active_generation & 1;
     let d = if p.frag == FragState::Later {
-        later_fragment(&p, generation, now, cfg.fragment_timeout_ns)
+        later_fragment(&p, generation, now, cfg.fragment_timeout)
     } else {
         let d = established(&p, generation, now, cfg, len, known)?;
         if p.frag == FragState::First {
@@ -310,7 +310,7 @@ fn later_fragment(p: &Parsed, generation: u32, now: u64, timeout: u64) -> Decisi
     let Some(v) = (unsafe { SDN_FRAGMENTS.get(&key) }).copied() else {
         return Decision::plain(reason::FRAGMENT_WITHOUT_HEAD);
     };
-    if now.saturating_sub(v.last_seen_ns) > timeout {
+    if now.saturating_sub(v.last_seen) > timeout {
         return Decision::plain(reason::FRAGMENT_WITHOUT_HEAD);
     }
     if v.kind == kind::DROP || v.generation != generation {
@@ -336,7 +336,7 @@ fn later_fragment(p: &Parsed, generation: u32, now: u64, timeout: u64) -> Decisi
 fn remember_fragment(p: &Parsed, d: &Decision, generation: u32, now: u64) {
     let key = fragment_key(p);
     let value = FlowValue {
-        last_seen_ns: now,
+        last_seen: now,
         generation,
         agreement: d.agreement,
         slot: d.slot,
@@ -452,7 +452,7 @@ fn classify_first(ctx: &XdpContext, s: &Scratch, cfg: &Config) -> Decision {
         d.transaction = 1;
     }
     let value = FlowValue {
-        last_seen_ns: s.now,
+        last_seen: s.now,
         generation,
         agreement: d.agreement,
         slot: d.slot,

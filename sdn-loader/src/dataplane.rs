@@ -14,10 +14,10 @@ use aya::{
     programs::{ProgramError, TestRun, TestRunOptions, Xdp},
 };
 use sdn_common::{
-    AgreementCounters, CLASSIFIER_NAME, Config, DEFAULT_FLOW_TIMEOUT_NS,
-    DEFAULT_FRAGMENT_TIMEOUT_NS, LOGGER_NAME, LastDecision, PASS_NAME, PROGRAM_NAME, PrefixKey,
-    PrefixLength, PrefixLengths, PrefixValue, RULES_PER_VALUE, RuleEntry, RuleKey, RuleValue,
-    capacity, jump, maps, prefix_lengths_index, reason,
+    AgreementCounters, CLASSIFIER_NAME, Config, DEFAULT_FLOW_TIMEOUT_S, DEFAULT_FRAGMENT_TIMEOUT_S,
+    LOGGER_NAME, LastDecision, PASS_NAME, PROGRAM_NAME, PrefixKey, PrefixLength, PrefixLengths,
+    PrefixValue, RULES_PER_VALUE, RuleEntry, RuleKey, RuleValue, capacity, jump, maps,
+    prefix_lengths_index, reason,
 };
 
 use crate::compile::Compiled;
@@ -283,12 +283,14 @@ impl Dataplane {
             slots: BTreeMap::new(),
         };
         dp.caps.slots = dp.maps.counters.len();
-        if dp.config()?.flow_timeout_ns == 0 {
+        if dp.config()?.flow_timeout == 0 {
+            let hz = kernel_hz();
             dp.set_config(Config {
                 active_generation: 0,
                 flags: 0,
-                flow_timeout_ns: DEFAULT_FLOW_TIMEOUT_NS,
-                fragment_timeout_ns: DEFAULT_FRAGMENT_TIMEOUT_NS,
+                flow_timeout: DEFAULT_FLOW_TIMEOUT_S * hz,
+                fragment_timeout: DEFAULT_FRAGMENT_TIMEOUT_S * hz,
+                hz,
             })?;
         }
         dp.recover_slots()?;
@@ -731,5 +733,34 @@ pub fn sum_counters<'a>(values: impl Iterator<Item = &'a AgreementCounters>) -> 
         a.reply_bytes += c.reply_bytes;
         a.transactions += c.transactions;
         a
+    })
+}
+
+/// The kernel's tick rate (HZ), measured once per process from `/proc/timer_list` (50 ms of
+/// jiffies, rounded to the nearest usual value). Falls back to 1000, the highest usual value,
+/// so that timeouts are never shorter than documented (only longer, on a slower-ticking
+/// kernel).
+pub fn kernel_hz() -> u64 {
+    static HZ: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *HZ.get_or_init(|| measure_hz().unwrap_or(1000))
+}
+
+fn read_jiffies() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/timer_list").ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("jiffies: "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn measure_hz() -> Option<u64> {
+    let t0 = std::time::Instant::now();
+    let j0 = read_jiffies()?;
+    std::thread::sleep(Duration::from_millis(50));
+    let j1 = read_jiffies()?;
+    let rate = (j1.checked_sub(j0)? as f64) / t0.elapsed().as_secs_f64();
+    [100u64, 250, 300, 1000].into_iter().min_by(|a, b| {
+        (*a as f64 - rate)
+            .abs()
+            .total_cmp(&(*b as f64 - rate).abs())
     })
 }
