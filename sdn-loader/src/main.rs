@@ -271,11 +271,11 @@ fn replay(policy_path: &Path, pcap: &Path, json: bool, date: NaiveDate) -> Resul
             });
             let verdict = if v.passed() { "pass" } else { "drop" };
             let txn = if v.transaction { " transaction" } else { "" };
-            writeln!(
-                out,
+            let line = format!(
                 "{:>6} {verdict:<4} {:<28} agreement {agreement:<10} {dir:<7}{txn}",
                 v.index, v.reason
-            )?;
+            );
+            writeln!(out, "{}", line.trim_end())?;
         }
     }
     out.flush()?;

@@ -6,6 +6,7 @@ use std::{fs::File, io::BufReader, path::Path};
 
 use chrono::NaiveDate;
 use pcap_file::{
+    DataLink,
     pcap::PcapReader,
     pcapng::{Block, PcapNgReader},
 };
@@ -31,7 +32,7 @@ pub enum ReplayError {
     #[error(transparent)]
     Dataplane(#[from] DataplaneError),
     /// The capture could not be opened.
-    #[error("{path}: {source}")]
+    #[error("cannot open capture {path}")]
     Open {
         /// File.
         path: String,
@@ -40,12 +41,32 @@ pub enum ReplayError {
         source: std::io::Error,
     },
     /// The capture could not be read.
-    #[error("{path}: not a readable pcap or pcapng file: {message}")]
+    #[error("{path}: not a pcap or pcapng file, or cut short ({message})")]
     Capture {
         /// File.
         path: String,
         /// What the reader said.
         message: String,
+    },
+    /// A record of the capture could not be read.
+    #[error(
+        "{path}: frame {index} (0-based) cannot be read, the file may be cut short ({message}); no frame was run"
+    )]
+    Record {
+        /// File.
+        path: String,
+        /// Index of the bad frame.
+        index: usize,
+        /// What the reader said.
+        message: String,
+    },
+    /// The capture is not of Ethernet frames.
+    #[error("{path}: link type {link} is not Ethernet; the filter sees Ethernet frames")]
+    LinkType {
+        /// File.
+        path: String,
+        /// The capture's link type.
+        link: String,
     },
     /// The kernel returned an action the program never returns on purpose.
     #[error("frame {index}: the XDP program returned action {action} (aborted or unknown)")]
@@ -165,7 +186,9 @@ impl Replayer {
     }
 }
 
-/// Reads every frame of a pcap or pcapng file, in order.
+/// Reads every frame of a pcap or pcapng file, in order. The capture must be of Ethernet
+/// frames; a damaged record fails the whole read (naming the record), so that a replay never
+/// silently judges only part of a file.
 pub fn read_capture(path: &Path) -> Result<Vec<Vec<u8>>, ReplayError> {
     let name = path.display().to_string();
     let open = || {
@@ -174,20 +197,39 @@ pub fn read_capture(path: &Path) -> Result<Vec<Vec<u8>>, ReplayError> {
             source,
         })
     };
-    let cap_err = |e: pcap_file::PcapError| ReplayError::Capture {
+    let record_err = |index: usize, e: pcap_file::PcapError| ReplayError::Record {
         path: name.clone(),
+        index,
         message: e.to_string(),
+    };
+    let link_err = |link: DataLink| ReplayError::LinkType {
+        path: name.clone(),
+        link: format!("{link:?}"),
     };
     let mut frames = Vec::new();
     if let Ok(mut r) = PcapReader::new(BufReader::new(open()?)) {
+        let link = r.header().datalink;
+        if link != DataLink::ETHERNET {
+            return Err(link_err(link));
+        }
         while let Some(p) = r.next_packet() {
-            frames.push(p.map_err(cap_err)?.data.into_owned());
+            frames.push(
+                p.map_err(|e| record_err(frames.len(), e))?
+                    .data
+                    .into_owned(),
+            );
         }
         return Ok(frames);
     }
-    let mut r = PcapNgReader::new(BufReader::new(open()?)).map_err(cap_err)?;
+    let mut r = PcapNgReader::new(BufReader::new(open()?)).map_err(|e| ReplayError::Capture {
+        path: name.clone(),
+        message: e.to_string(),
+    })?;
     while let Some(b) = r.next_block() {
-        match b.map_err(cap_err)? {
+        match b.map_err(|e| record_err(frames.len(), e))? {
+            Block::InterfaceDescription(i) if i.linktype != DataLink::ETHERNET => {
+                return Err(link_err(i.linktype));
+            }
             Block::EnhancedPacket(p) => frames.push(p.data.into_owned()),
             Block::SimplePacket(p) => frames.push(p.data.into_owned()),
             Block::Packet(p) => frames.push(p.data.into_owned()),

@@ -607,6 +607,29 @@ fn replay_empty_capture() {
     run.stderr_has(&["0 frames"]);
 }
 
+#[test]
+fn replay_refuses_captures_that_are_not_ethernet() {
+    let policy = TempFile::with(".toml", POLICY.as_bytes());
+    let capture = TempFile::new(".pcap");
+    let file = std::fs::File::create(capture.path()).unwrap();
+    let header = pcap_file::pcap::PcapHeader {
+        datalink: DataLink::RAW,
+        ..Default::default()
+    };
+    let mut w = PcapWriter::with_header(file, header).unwrap();
+    let frame = frames()[0].1.clone();
+    w.write_packet(&PcapPacket::new(
+        Duration::ZERO,
+        frame.len() as u32,
+        &frame[14..],
+    ))
+    .unwrap();
+    drop(w);
+    let run = sdn_loader(&["replay", "--policy", policy.arg(), "--pcap", capture.arg()]).failure();
+    run.stderr_has(&[capture.arg(), "link type", "not Ethernet"]);
+    assert!(run.stdout.trim().is_empty(), "{}", run.show());
+}
+
 // ---------------------------------------------------------------------------------------------
 // 2. explain
 // ---------------------------------------------------------------------------------------------
