@@ -48,6 +48,8 @@ pub mod jump {
 }
 /// Name of a bare XDP_PASS program, the floor benchmarks compare with.
 pub const PASS_NAME: &str = "sdn_pass";
+/// Name of a benchmark reference program: parse and one flow-table lookup, nothing else.
+pub const FLOW_FLOOR_NAME: &str = "sdn_flow_floor";
 
 /// At most this many VLAN tags are parsed; one more is malformed.
 pub const MAX_VLAN_TAGS: usize = 2;

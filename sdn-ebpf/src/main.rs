@@ -499,6 +499,18 @@ fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
 #[unsafe(no_mangle)]
 static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
 
+/// Benchmark reference: only the fast path's parse and one flow-table lookup, then XDP_PASS.
+/// The floor of any design that keeps flows in a BPF hash table.
+#[xdp]
+pub fn sdn_flow_floor(ctx: XdpContext) -> u32 {
+    if let Some((key, _)) = fastpath::plain_ipv4(&ctx) {
+        if SDN_FLOWS4.get_ptr(&key).is_some() {
+            return action::PASS;
+        }
+    }
+    action::PASS
+}
+
 /// A bare XDP_PASS program: the floor that benchmarks measure next to `sdn_filter`.
 #[xdp]
 pub fn sdn_pass(_ctx: XdpContext) -> u32 {

@@ -15,9 +15,9 @@ use aya::{
 };
 use sdn_common::{
     AgreementCounters, CLASSIFIER_NAME, Config, DEFAULT_FLOW_TIMEOUT_S, DEFAULT_FRAGMENT_TIMEOUT_S,
-    LOGGER_NAME, LastDecision, PASS_NAME, PROGRAM_NAME, PrefixKey, PrefixLength, PrefixLengths,
-    PrefixValue, RULES_PER_VALUE, RuleEntry, RuleKey, RuleValue, capacity, jump, maps,
-    prefix_lengths_index, reason,
+    FLOW_FLOOR_NAME, LOGGER_NAME, LastDecision, PASS_NAME, PROGRAM_NAME, PrefixKey, PrefixLength,
+    PrefixLengths, PrefixValue, RULES_PER_VALUE, RuleEntry, RuleKey, RuleValue, capacity, jump,
+    maps, prefix_lengths_index, reason,
 };
 
 use crate::compile::Compiled;
@@ -149,6 +149,17 @@ impl Capacities {
     }
 }
 
+/// Programs a benchmark can time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Program {
+    /// The filter (`sdn_filter`, with its tail calls).
+    Filter,
+    /// A bare XDP_PASS program.
+    Pass,
+    /// Parse plus one flow-table lookup, then XDP_PASS.
+    FlowFloor,
+}
+
 /// Outcome of one frame through the program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameResult {
@@ -248,7 +259,13 @@ impl Dataplane {
             }
         }
         let mut ebpf = loader.load(EBPF_OBJECT)?;
-        for name in [CLASSIFIER_NAME, LOGGER_NAME, PROGRAM_NAME, PASS_NAME] {
+        for name in [
+            CLASSIFIER_NAME,
+            LOGGER_NAME,
+            PROGRAM_NAME,
+            PASS_NAME,
+            FLOW_FLOOR_NAME,
+        ] {
             let program: &mut Xdp = ebpf
                 .program_mut(name)
                 .ok_or(DataplaneError::MissingProgram(name))?
@@ -601,16 +618,19 @@ impl Dataplane {
         })
     }
 
-    /// Runs one frame `repeat` times in the kernel through the filter (or, with `bare`, through
-    /// a program that only returns XDP_PASS) and returns the kernel-measured mean time per run
-    /// and the action.
+    /// Runs one frame `repeat` times in the kernel through `which` program and returns the
+    /// kernel-measured mean time per run and the action.
     pub fn time_frame(
         &mut self,
         frame: &[u8],
         repeat: u32,
-        bare: bool,
+        which: Program,
     ) -> Result<(Duration, u32), DataplaneError> {
-        let name = if bare { PASS_NAME } else { PROGRAM_NAME };
+        let name = match which {
+            Program::Filter => PROGRAM_NAME,
+            Program::Pass => PASS_NAME,
+            Program::FlowFloor => FLOW_FLOOR_NAME,
+        };
         let prog: &Xdp = self
             .ebpf
             .program(name)
