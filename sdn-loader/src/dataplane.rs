@@ -33,6 +33,9 @@ pub enum DataplaneError {
         "this sdn-loader was built without the XDP program (the BPF toolchain was missing): run scripts/setup.sh, then rebuild"
     )]
     NoObject,
+    /// The kernel lacks something the data plane needs (one sentence per feature).
+    #[error("{0}")]
+    Kernel(String),
     /// Loading the object failed.
     #[error("loading the XDP object: {0}")]
     Load(#[from] aya::EbpfError),
@@ -149,6 +152,19 @@ impl Capacities {
     }
 }
 
+/// Size and verifier figures of one loaded program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProgramStats {
+    /// Program name.
+    pub name: &'static str,
+    /// Instructions after the kernel's translation.
+    pub instructions: Option<u32>,
+    /// Instructions the verifier processed (Linux 5.16+).
+    pub verified_instructions: Option<u32>,
+    /// Size of the JITed code.
+    pub jited_bytes: u32,
+}
+
 /// Programs a benchmark can time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Program {
@@ -240,6 +256,11 @@ impl Dataplane {
         if !has_object() {
             return Err(DataplaneError::NoObject);
         }
+        // Probe once per process: a clear sentence beats a verifier log on an old kernel.
+        static REFUSAL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+        if let Some(why) = REFUSAL.get_or_init(|| crate::probe::probe().refusal()) {
+            return Err(DataplaneError::Kernel(why.clone()));
+        }
         let mut loader = EbpfLoader::new();
         loader
             .map_max_entries(maps::COUNTERS, caps.slots)
@@ -321,6 +342,27 @@ impl Dataplane {
             .program_mut(PROGRAM_NAME)
             .ok_or(DataplaneError::MissingProgram(PROGRAM_NAME))?
             .try_into()?)
+    }
+
+    /// Size and verifier work of each program as loaded into this kernel: (name, instructions
+    /// after translation, instructions the verifier processed, JITed bytes).
+    pub fn program_stats(&self) -> Result<Vec<ProgramStats>, DataplaneError> {
+        let mut out = Vec::new();
+        for name in [PROGRAM_NAME, CLASSIFIER_NAME, LOGGER_NAME] {
+            let prog: &Xdp = self
+                .ebpf
+                .program(name)
+                .ok_or(DataplaneError::MissingProgram(name))?
+                .try_into()?;
+            let info = prog.info()?;
+            out.push(ProgramStats {
+                name,
+                instructions: info.size_translated().map(|b| b / 8),
+                verified_instructions: info.verified_instruction_count(),
+                jited_bytes: info.size_jitted(),
+            });
+        }
+        Ok(out)
     }
 
     /// The drop-logger program (pinned beside the main one so `sdn-loader log` finds its

@@ -8,6 +8,7 @@ pub mod dataplane;
 pub mod explain;
 pub mod paths;
 pub mod policy;
+pub mod probe;
 pub mod replay;
 pub mod synth;
 pub mod synthetic;

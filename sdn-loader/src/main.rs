@@ -140,6 +140,12 @@ enum Command {
         #[arg(long)]
         seconds: Option<u64>,
     },
+    /// Check what the data plane needs from this kernel.
+    Probe {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Per-agreement counters and drop reasons of the running data plane.
     Stats {
         /// Pin directory on bpffs.
@@ -231,6 +237,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => detach(&ifaces, &pin_dir, netns.as_deref(), purge),
         Command::Stats { pin_dir, json } => stats(&pin_dir, json),
         Command::Log { pin_dir, seconds } => drop_log(&pin_dir, seconds),
+        Command::Probe { json } => probe_cmd(json),
     }
 }
 
@@ -506,5 +513,73 @@ fn drop_log(pin_dir: &Path, seconds: Option<u64>) -> Result<ExitCode> {
     }
     logger.flush();
     maps.update_flags(0, sdn_common::flags::LOG_DROPS)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn probe_cmd(json: bool) -> Result<ExitCode> {
+    let r = sdn_loader::probe::probe();
+    if json {
+        let rows: Vec<_> = r
+            .features
+            .iter()
+            .map(|f| {
+                serde_json::json!({
+                    "feature": f.name, "used_for": f.used_for, "since": f.since,
+                    "present": f.present, "required": f.required,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"kernel": r.kernel, "features": rows})
+            )?
+        );
+    } else {
+        println!("kernel {}", r.kernel);
+        for f in &r.features {
+            let state = match f.present {
+                Some(true) => "yes",
+                Some(false) if f.required => "MISSING",
+                Some(false) => "no",
+                None => "unknown",
+            };
+            let need = if f.required { "required" } else { "optional" };
+            println!(
+                "  {state:<8} {:<30} {need:<9} Linux {:<5} {}",
+                f.name, f.since, f.used_for
+            );
+        }
+    }
+    if let Some(why) = r.refusal() {
+        eprintln!("{why}");
+        return Ok(ExitCode::FAILURE);
+    }
+    // Load the programs privately: the verifier must accept them, and its figures are shown.
+    let dp = Dataplane::load_private(Capacities::for_replay(
+        &sdn_loader::compile::Compiled::default(),
+    ))
+    .context("loading the XDP programs into this kernel")?;
+    if !json {
+        println!("verifier accepted the programs:");
+    }
+    for st in dp.program_stats()? {
+        let show = |v: Option<u32>| v.map_or_else(|| "n/a".to_owned(), |n| n.to_string());
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"program": st.name, "instructions": st.instructions,
+                    "verified_instructions": st.verified_instructions, "jited_bytes": st.jited_bytes})
+            );
+        } else {
+            println!(
+                "  {:<14} {:>6} instructions, {:>7} processed by the verifier, {:>6} bytes JITed",
+                st.name,
+                show(st.instructions),
+                show(st.verified_instructions),
+                st.jited_bytes
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
