@@ -70,7 +70,9 @@ pub(crate) fn plain_ipv4(ctx: &XdpContext) -> Option<(FlowKey4, bool)> {
         return None;
     };
     let total = u16_at(h, 2) as usize;
-    if total < need || ip + total > end {
+    // Compared as lengths: 6.1's verifier loses the bound of a byte-swapped value and
+    // refuses to add it to a packet pointer.
+    if total < need || total > end - ip {
         return None;
     }
     Some((

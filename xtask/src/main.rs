@@ -34,11 +34,15 @@ enum Task {
         #[arg(long, default_value = "examples/demo-policy.toml")]
         policy: PathBuf,
     },
-    /// Run every test (unit, crafted frames, property, end-to-end) plus clippy and fmt checks.
+    /// Run every test (unit, crafted frames, property, end-to-end, CLI) plus clippy and fmt
+    /// checks, then the data plane on Debian 12's 6.1 kernel under qemu.
     Test {
         /// Skip clippy and fmt.
         #[arg(long)]
         no_lint: bool,
+        /// Skip the 6.1 kernel check (qemu, about 2 minutes).
+        #[arg(long)]
+        no_kernel: bool,
         /// Extra arguments for `cargo test`.
         #[arg(last = true)]
         args: Vec<String>,
@@ -47,6 +51,16 @@ enum Task {
     Bench {
         /// Policy sizes (agreements); default 10 6351 1000000.
         sizes: Vec<String>,
+    },
+    /// Boot Debian 12's 6.1 LTS kernel under qemu (TCG) and prove the data plane there: the
+    /// verifier accepts it, verdicts equal the host kernel's, real traffic over veth.
+    KernelTest {
+        /// Kernel under test: 6.1 (Debian 12's cloud kernel) or host.
+        #[arg(long, default_value = "6.1")]
+        kernel: String,
+        /// Use the loader already in target/release.
+        #[arg(long)]
+        no_build: bool,
     },
 }
 
@@ -311,7 +325,7 @@ fn report(what: &str, ok: bool, expect_ok: bool) -> bool {
     ok == expect_ok
 }
 
-fn test(no_lint: bool, args: &[String]) -> Result<()> {
+fn test(no_lint: bool, no_kernel: bool, args: &[String]) -> Result<()> {
     setup()?;
     if !no_lint {
         run(cargo().args(["fmt", "--all", "--check"]))?;
@@ -332,7 +346,15 @@ fn test(no_lint: bool, args: &[String]) -> Result<()> {
     }
     run(cargo()
         .args(["test", "--release", "--workspace"])
-        .args(args))
+        .args(args))?;
+    if !no_kernel {
+        // The oldest kernel we promise: its verifier must accept the program, and verdicts
+        // must match this host's (issue 6).
+        run(Command::new("bash")
+            .arg(root().join("scripts/kernel-test.sh"))
+            .args(["--kernel", "6.1", "--no-build"]))?;
+    }
+    Ok(())
 }
 
 fn bench(sizes: &[String]) -> Result<()> {
@@ -347,7 +369,19 @@ fn main() -> Result<()> {
         Task::Setup => setup(),
         Task::Build => build().map(|p| println!("built {}", p.display())),
         Task::Demo { keep, policy } => demo(keep, &policy),
-        Task::Test { no_lint, args } => test(no_lint, &args),
+        Task::Test {
+            no_lint,
+            no_kernel,
+            args,
+        } => test(no_lint, no_kernel, &args),
         Task::Bench { sizes } => bench(&sizes),
+        Task::KernelTest { kernel, no_build } => {
+            if !no_build {
+                build()?;
+            }
+            run(Command::new("bash")
+                .arg(root().join("scripts/kernel-test.sh"))
+                .args(["--kernel", &kernel, "--no-build"]))
+        }
     }
 }
