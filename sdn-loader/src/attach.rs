@@ -23,7 +23,7 @@ use crate::{dataplane::Dataplane, paths};
 #[derive(Debug, thiserror::Error)]
 pub enum AttachError {
     /// The network namespace could not be entered.
-    #[error("entering network namespace {name:?} ({path}): {source}")]
+    #[error("entering network namespace {name:?} ({path})")]
     Netns {
         /// Namespace name.
         name: String,
@@ -40,7 +40,7 @@ pub enum AttachError {
     #[error("interface {0:?} does not exist (in this network namespace)")]
     NoInterface(String),
     /// Native mode is not supported.
-    #[error("interface {iface:?}: the driver refused native XDP ({source}); try --mode generic")]
+    #[error("interface {iface:?}: the driver refused native XDP; try --mode generic")]
     NativeRefused {
         /// Interface.
         iface: String,
@@ -49,7 +49,7 @@ pub enum AttachError {
         source: ProgramError,
     },
     /// Attaching failed otherwise.
-    #[error("interface {iface:?}: attaching the XDP program: {source}")]
+    #[error("interface {iface:?}: attaching the XDP program")]
     Attach {
         /// Interface.
         iface: String,
@@ -66,7 +66,7 @@ pub enum AttachError {
         message: String,
     },
     /// Pin file operations.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// Path.
         path: PathBuf,
@@ -93,6 +93,19 @@ pub fn enter_netns(name: &str) -> Result<(), AttachError> {
     let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
     if rc != 0 {
         return Err(err(std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// Checks that every interface exists (before anything is loaded or pinned).
+pub fn check_interfaces(ifaces: &[String]) -> Result<(), AttachError> {
+    for iface in ifaces {
+        let name = std::ffi::CString::new(iface.as_bytes())
+            .map_err(|_| AttachError::NoInterface(iface.clone()))?;
+        // SAFETY: a valid C string; the call only reads it.
+        if unsafe { libc::if_nametoindex(name.as_ptr()) } == 0 {
+            return Err(AttachError::NoInterface(iface.clone()));
+        }
     }
     Ok(())
 }

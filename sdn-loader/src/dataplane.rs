@@ -37,13 +37,13 @@ pub enum DataplaneError {
     #[error("{0}")]
     Kernel(String),
     /// Loading the object failed.
-    #[error("loading the XDP object: {0}")]
+    #[error("loading the XDP object")]
     Load(#[from] aya::EbpfError),
     /// The verifier or the kernel refused the program.
-    #[error("loading the XDP program into the kernel: {0}")]
+    #[error("loading the XDP program into the kernel")]
     Program(#[from] ProgramError),
     /// A map operation failed.
-    #[error("map {map}: {source}")]
+    #[error("map {map}")]
     Map {
         /// Map name.
         map: &'static str,
@@ -52,7 +52,7 @@ pub enum DataplaneError {
         source: MapError,
     },
     /// The verifier or the kernel refused one of the programs.
-    #[error("loading the XDP program {name} into the kernel: {source}")]
+    #[error("loading the XDP program {name} into the kernel")]
     ProgramLoad {
         /// Program name.
         name: &'static str,
@@ -97,7 +97,7 @@ pub enum DataplaneError {
     #[error("reading the possible CPUs: {0}")]
     Cpus(std::io::Error),
     /// Pin directory problems.
-    #[error("pin directory {path}: {source}")]
+    #[error("pin directory {path}")]
     PinDir {
         /// The directory.
         path: PathBuf,

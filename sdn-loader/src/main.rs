@@ -324,6 +324,7 @@ fn run_attach(
     if let Some(ns) = netns {
         attach::enter_netns(ns)?;
     }
+    attach::check_interfaces(ifaces)?;
     attach::check_bpffs(pin_dir)?;
     let mut dp = Dataplane::load_pinned(Capacities::default(), pin_dir)
         .context("loading the XDP program")?;

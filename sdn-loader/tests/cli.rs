@@ -1116,3 +1116,47 @@ fn check_counts_of_fixture() {
         run.show()
     );
 }
+
+#[test]
+fn run_refuses_a_missing_interface_and_leaves_nothing_behind() {
+    let policy = TempFile::with(".toml", POLICY.as_bytes());
+    let pin_dir = format!("/sys/fs/bpf/sdn-cli-test-{}", std::process::id());
+    let run = sdn_loader(&[
+        "run",
+        "--iface",
+        "sdnnosuch0",
+        "--policy",
+        policy.arg(),
+        "--pin-dir",
+        &pin_dir,
+    ])
+    .failure();
+    run.stderr_has(&["sdnnosuch0", "does not exist"]);
+    assert!(
+        !std::path::Path::new(&pin_dir).exists(),
+        "a failed run left pins in {pin_dir}"
+    );
+}
+
+#[test]
+fn run_refuses_a_bad_policy_before_touching_anything() {
+    let bad = POLICY.replace("198.51.100.0/24", "198.51.100.7/24");
+    assert_ne!(bad, POLICY, "the test policy must contain 198.51.100.0/24");
+    let policy = TempFile::with(".toml", bad.as_bytes());
+    let pin_dir = format!("/sys/fs/bpf/sdn-cli-test-bad-{}", std::process::id());
+    let run = sdn_loader(&[
+        "run",
+        "--iface",
+        "sdnnosuch1",
+        "--policy",
+        policy.arg(),
+        "--pin-dir",
+        &pin_dir,
+    ])
+    .failure();
+    run.stderr_has(&["198.51.100.7/24", "198.51.100.0/24"]);
+    assert!(
+        !std::path::Path::new(&pin_dir).exists(),
+        "a refused policy left pins in {pin_dir}"
+    );
+}
