@@ -5,6 +5,7 @@
 pub mod attach;
 pub mod compile;
 pub mod dataplane;
+pub mod db;
 pub mod explain;
 pub mod paths;
 pub mod policy;

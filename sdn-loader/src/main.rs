@@ -25,6 +25,8 @@ use sdn_loader::{
 };
 use serde::Serialize;
 
+mod dbcli;
+
 #[derive(Parser)]
 #[command(
     name = "sdn-loader",
@@ -140,6 +142,22 @@ enum Command {
         #[arg(long)]
         seconds: Option<u64>,
     },
+    /// The agreement database: init, import/export, organisations, services, endpoints,
+    /// clients, prefixes, agreements, port aliases, audit log.
+    Db {
+        /// Database URL: sqlite://PATH (relative), sqlite:///PATH (absolute) or
+        /// postgres://USER@HOST/DB.
+        #[arg(long, default_value = sdn_loader::db::DEFAULT_URL)]
+        db: String,
+        /// Who makes the change (recorded in the audit log; default: the login name).
+        #[arg(long, default_value_t = dbcli::default_actor())]
+        actor: String,
+        /// Request id recorded with every change (default: a new UUID, printed).
+        #[arg(long)]
+        request_id: Option<String>,
+        #[command(subcommand)]
+        command: dbcli::DbCommand,
+    },
     /// Check what the data plane needs from this kernel.
     Probe {
         /// JSON output.
@@ -238,6 +256,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Stats { pin_dir, json } => stats(&pin_dir, json),
         Command::Log { pin_dir, seconds } => drop_log(&pin_dir, seconds),
         Command::Probe { json } => probe_cmd(json),
+        Command::Db {
+            db,
+            actor,
+            request_id,
+            command,
+        } => dbcli::run(&db, &actor, request_id, command),
     }
 }
 

@@ -1,0 +1,330 @@
+//! The agreement database: organisations, port aliases, services with endpoints, clients with
+//! prefixes, agreements and the infrastructure allow list, a revision counter and an audit
+//! log, on SQLite (`sqlite://PATH`, the default) or PostgreSQL (`postgres://...`).
+//!
+//! - One code path for both backends: sqlx's `Any` driver, with SQL kept portable (see
+//!   `migrations/` and `store.rs`). The schema is versioned by sqlx migrations, embedded in
+//!   the binary and applied when the database is opened.
+//! - Every change runs in one transaction that first adds one to the revision and ends by
+//!   writing its audit rows (request id, actor, action, object, before/after JSON, time). A
+//!   refused change rolls back whole: the content and the revision stay as they were. A change
+//!   that changes nothing (an update to the same values, re-importing the same policy) is not
+//!   a change: no revision, no audit row.
+//! - Objects are validated with the policy file's own rules and messages ([`crate::policy`]).
+//! - [`Db::export`] returns the policy in a fixed order (see [`canonical`]): for every valid
+//!   policy `p`, `import(p)` then `export()` gives `canonical(p)`, with port sets normalised
+//!   as the policy parser does.
+
+mod audit;
+mod check;
+mod error;
+mod import;
+mod ops;
+mod store;
+pub mod text;
+
+use std::str::FromStr as _;
+
+use chrono::Utc;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyConnection, AnyPool, Transaction};
+
+use crate::policy::Policy;
+
+pub use audit::{AuditEntry, AuditFilter, parse_time};
+pub use error::{DbError, ObjectKind, Transition};
+pub use import::ImportReport;
+pub use ops::{AgreementFilter, Router};
+
+/// The database when none is given: an SQLite file in the loader's state directory.
+pub const DEFAULT_URL: &str = "sqlite:///var/lib/sdn/sdn.db";
+
+/// The schema migrations (`sdn-loader/migrations/`), embedded at build time.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Which database server a [`Db`] talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// An SQLite file (or `sqlite::memory:`).
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// Who makes a change and under which request id; recorded in every audit row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origin {
+    /// The person or system (e.g. a user name).
+    pub actor: String,
+    /// Ties together every change made for one request (a UUID, or a ticket number).
+    pub request_id: String,
+}
+
+impl Origin {
+    /// An origin with the given actor and request id.
+    pub fn new(actor: impl Into<String>, request_id: impl Into<String>) -> Self {
+        Self {
+            actor: actor.into(),
+            request_id: request_id.into(),
+        }
+    }
+}
+
+/// A handle on the agreement database (a small connection pool).
+#[derive(Debug, Clone)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// The URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    // scheme://user:password@host/...
+    if let Some((scheme, rest)) = url.split_once("://") {
+        if let Some((userinfo, host)) = rest.split_once('@') {
+            if let Some((user, _)) = userinfo.split_once(':') {
+                return format!("{scheme}://{user}:***@{host}");
+            }
+        }
+    }
+    url.to_owned()
+}
+
+fn backend_of(url: &str) -> Option<Backend> {
+    if url.starts_with("sqlite:") {
+        Some(Backend::Sqlite)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Some(Backend::Postgres)
+    } else {
+        None
+    }
+}
+
+/// For SQLite: the file is created (`mode=rwc`) when `create`, and must exist otherwise
+/// (`mode=rw`), unless the URL says its own `mode=`.
+fn sqlite_url(url: &str, create: bool) -> String {
+    if url.contains("mode=") || url.contains(":memory:") {
+        return url.to_owned();
+    }
+    let mode = if create { "rwc" } else { "rw" };
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}mode={mode}")
+}
+
+/// The file of an SQLite URL (`sqlite://rel`, `sqlite:///abs`, `sqlite:rel`), `None` for an
+/// in-memory database.
+fn sqlite_path(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && !path.contains(":memory:")).then(|| path.to_owned())
+}
+
+impl Db {
+    /// Opens (for SQLite: creating the file if needed) and migrates the database at `url`:
+    /// `sqlite://PATH` (relative), `sqlite:///PATH` (absolute), `sqlite::memory:`, or
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`.
+    ///
+    /// # Errors
+    /// [`DbError::BadUrl`], [`DbError::Connect`], [`DbError::Migrate`].
+    pub async fn open(url: &str) -> Result<Self, DbError> {
+        Self::connect(url, true).await
+    }
+
+    /// Like [`Db::open`], but an SQLite file that does not exist is an error instead of a
+    /// new empty database (so that a mistyped path is noticed).
+    ///
+    /// # Errors
+    /// As [`Db::open`].
+    pub async fn open_existing(url: &str) -> Result<Self, DbError> {
+        Self::connect(url, false).await
+    }
+
+    async fn connect(url: &str, create: bool) -> Result<Self, DbError> {
+        sqlx::any::install_default_drivers();
+        let backend = backend_of(url).ok_or_else(|| DbError::BadUrl {
+            url: redact_url(url),
+        })?;
+        if let (Backend::Sqlite, Some(path)) = (backend, sqlite_path(url)) {
+            let path = std::path::Path::new(&path);
+            if !create && !path.exists() {
+                return Err(DbError::NoDatabase {
+                    path: path.display().to_string(),
+                });
+            }
+            // SQLite creates the file, not its directory.
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                if create && !dir.exists() {
+                    std::fs::create_dir_all(dir).map_err(|error| DbError::CreateDir {
+                        path: dir.display().to_string(),
+                        error,
+                    })?;
+                }
+            }
+        }
+        let connect_url = match backend {
+            Backend::Sqlite => sqlite_url(url, create),
+            Backend::Postgres => url.to_owned(),
+        };
+        let connect_error = |error| DbError::Connect {
+            url: redact_url(url),
+            error,
+        };
+        let options = AnyConnectOptions::from_str(&connect_url).map_err(connect_error)?;
+        let in_memory = url.contains(":memory:");
+        let pool = AnyPoolOptions::new()
+            // An in-memory SQLite database lives in one connection.
+            .max_connections(if in_memory { 1 } else { 4 })
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        sqlx::query("PRAGMA foreign_keys = ON")
+                            .execute(&mut *conn)
+                            .await?;
+                        if !in_memory {
+                            // Readers (the live sync) do not block the writer, nor it them.
+                            sqlx::query("PRAGMA journal_mode = WAL")
+                                .execute(&mut *conn)
+                                .await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(connect_error)?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool, backend })
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes the pool (waits for connections to be returned).
+    pub async fn close(self) {
+        self.pool.close().await;
+    }
+
+    /// The schema version (the newest migration applied).
+    ///
+    /// # Errors
+    /// [`DbError::Sql`].
+    pub async fn schema_version(&self) -> Result<i64, DbError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success = TRUE",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// The current revision: 0 for a new database, one more after every change.
+    ///
+    /// # Errors
+    /// [`DbError::Sql`].
+    pub async fn revision(&self) -> Result<u64, DbError> {
+        let mut conn = self.pool.acquire().await?;
+        store::revision(&mut conn).await
+    }
+
+    /// A read-only transaction that sees one consistent state.
+    async fn snapshot(&self) -> Result<Transaction<'static, Any>, DbError> {
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(tx)
+    }
+
+    /// The whole database as a policy, in the order of [`canonical`].
+    ///
+    /// # Errors
+    /// [`DbError::Sql`], [`DbError::Corrupt`].
+    pub async fn export(&self) -> Result<Policy, DbError> {
+        Ok(self.export_with_revision().await?.1)
+    }
+
+    /// The whole database as a policy and the revision it is at, read in one transaction.
+    ///
+    /// # Errors
+    /// [`DbError::Sql`], [`DbError::Corrupt`].
+    pub async fn export_with_revision(&self) -> Result<(u64, Policy), DbError> {
+        let mut tx = self.snapshot().await?;
+        let revision = store::revision(&mut tx).await?;
+        let policy = store::policy(&mut tx).await?;
+        tx.commit().await?;
+        Ok((revision, policy))
+    }
+}
+
+/// A port alias as written on the command line (`ports` items `"104"`, `"8000-8100"`),
+/// checked with the policy file's rules.
+///
+/// # Errors
+/// [`DbError::Invalid`] naming the field.
+pub fn port_alias_from_text(
+    name: &str,
+    protocol: &str,
+    ports: &[String],
+) -> Result<crate::policy::PortAlias, DbError> {
+    check::port_alias_text(name, protocol, ports)
+}
+
+/// The order [`Db::export`] returns a policy in: organisations, services and clients sorted
+/// by id, port aliases by name (byte order of the UTF-8 text), agreements by id; endpoints,
+/// client prefixes and infrastructure entries in the order they were written (an import
+/// keeps the file's order; an added endpoint or prefix comes last).
+pub fn canonical(policy: &Policy) -> Policy {
+    let mut p = policy.clone();
+    p.organisations.sort_by(|a, b| a.id.cmp(&b.id));
+    p.port_aliases.sort_by(|a, b| a.name.cmp(&b.name));
+    p.services.sort_by(|a, b| a.id.cmp(&b.id));
+    p.clients.sort_by(|a, b| a.id.cmp(&b.id));
+    p.agreements.sort_by_key(|a| a.id);
+    p
+}
+
+/// One change in progress: a transaction that has already bumped the revision, and the audit
+/// rows to write when it commits.
+struct Change<'o> {
+    tx: Transaction<'static, Any>,
+    revision: i64,
+    at: String,
+    origin: &'o Origin,
+    audit: Vec<audit::Row>,
+}
+
+impl<'o> Change<'o> {
+    async fn begin(db: &Db, origin: &'o Origin) -> Result<Self, DbError> {
+        let mut tx = db.pool.begin().await?;
+        let revision = store::bump_revision(&mut tx).await?;
+        Ok(Self {
+            tx,
+            revision,
+            at: audit::time_column(Utc::now()),
+            origin,
+            audit: Vec::new(),
+        })
+    }
+
+    fn conn(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
+
+    /// Writes the audit rows and commits; returns the new revision. Without any audit row
+    /// nothing changed: the transaction is rolled back and the old revision returned.
+    async fn commit(mut self, progress: &mut (dyn FnMut(u64) + Send)) -> Result<u64, DbError> {
+        if self.audit.is_empty() {
+            self.tx.rollback().await?;
+            return Ok(u64::try_from(self.revision - 1).unwrap_or_default());
+        }
+        let rows = audit::rows(&self.audit, self.revision, &self.at, self.origin);
+        store::insert_rows(&mut self.tx, "audit", audit::COLUMNS, &rows, progress).await?;
+        self.tx.commit().await?;
+        Ok(u64::try_from(self.revision).unwrap_or_default())
+    }
+}
