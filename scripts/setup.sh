@@ -7,7 +7,8 @@ set -euo pipefail
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 need_pkgs=(rustc-web libstd-rust-web-dev-bpf llvm-22-dev libpolly-22-dev zlib1g-dev
-  libzstd-dev libxml2-dev clang-22 iproute2 bpftool ethtool iputils-ping netcat-openbsd)
+  libzstd-dev libxml2-dev clang-22 iproute2 bpftool ethtool iputils-ping netcat-openbsd
+  postgresql)
 extra=${SDN_SETUP_EXTRA:-}
 # shellcheck disable=SC2206
 [ -n "$extra" ] && need_pkgs+=($extra)

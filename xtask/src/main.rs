@@ -344,9 +344,31 @@ fn test(no_lint: bool, no_kernel: bool, args: &[String]) -> Result<()> {
             "warnings",
         ]))?;
     }
-    run(cargo()
+    // A private PostgreSQL server, so both database backends pass the same tests.
+    let pg_dir = std::env::temp_dir().join(format!("sdn-pg-{}", std::process::id()));
+    let pg_script = root().join("scripts/postgres.sh");
+    let out = Command::new("bash")
+        .arg(&pg_script)
+        .args(["start", &pg_dir.to_string_lossy(), "54329"])
+        .output()
+        .context("starting PostgreSQL")?;
+    if !out.status.success() {
+        bail!(
+            "starting PostgreSQL failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let pg_url = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let tests = run(cargo()
         .args(["test", "--release", "--workspace"])
-        .args(args))?;
+        .args(args)
+        .env("SDN_TEST_POSTGRES_URL", &pg_url)
+        .env("SDN_REQUIRE_POSTGRES", "1"));
+    let _ = Command::new("bash")
+        .arg(&pg_script)
+        .args(["stop", &pg_dir.to_string_lossy()])
+        .status();
+    tests?;
     if !no_kernel {
         // The oldest kernel we promise: its verifier must accept the program, and verdicts
         // must match this host's (issue 6).
