@@ -11,5 +11,6 @@ pub mod paths;
 pub mod policy;
 pub mod probe;
 pub mod replay;
+pub mod sync;
 pub mod synth;
 pub mod synthetic;

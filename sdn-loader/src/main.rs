@@ -105,9 +105,19 @@ enum Command {
         /// Interface(s) to attach to.
         #[arg(long = "iface", required = true)]
         ifaces: Vec<String>,
-        /// Policy file.
+        /// Policy file (load it and exit; the pins keep it enforced).
+        #[arg(long, required_unless_present = "db", conflicts_with = "db")]
+        policy: Option<PathBuf>,
+        /// Follow this agreement database (sqlite://PATH or postgres://...): full sync, then
+        /// every change by revision, until stopped.
         #[arg(long)]
-        policy: PathBuf,
+        db: Option<String>,
+        /// With --db: sync once and exit.
+        #[arg(long, requires = "db")]
+        once: bool,
+        /// With --db: how often to check the revision, in milliseconds.
+        #[arg(long, default_value_t = 100, requires = "db")]
+        poll_ms: u64,
         /// XDP mode.
         #[arg(long, value_enum, default_value = "native")]
         mode: Mode,
@@ -184,6 +194,11 @@ fn load_policy(path: &Path) -> Result<policy::Policy> {
 }
 
 fn main() -> ExitCode {
+    // Exit quietly when the reader of our output goes away (`sdn-loader stats | head`).
+    // SAFETY: restoring the default disposition of SIGPIPE before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SDN_LOG")
@@ -243,10 +258,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Run {
             ifaces,
             policy,
+            db,
+            once,
+            poll_ms,
             mode,
             pin_dir,
             netns,
-        } => run_attach(&ifaces, &policy, mode, &pin_dir, netns.as_deref()),
+        } => {
+            let source = match (policy, db) {
+                (Some(p), _) => Source::File(p),
+                (None, Some(url)) => Source::Db {
+                    url,
+                    once,
+                    poll: std::time::Duration::from_millis(poll_ms),
+                },
+                (None, None) => bail!("give --policy FILE or --db URL"),
+            };
+            run_attach(&ifaces, &source, mode, &pin_dir, netns.as_deref())
+        }
         Command::Detach {
             ifaces,
             pin_dir,
@@ -334,33 +363,71 @@ fn explain(policy_path: &Path, spec: &Spec, date: NaiveDate, json: bool) -> Resu
     Ok(ExitCode::SUCCESS)
 }
 
+/// Where `run` takes its policy from.
+enum Source {
+    File(PathBuf),
+    Db {
+        url: String,
+        once: bool,
+        poll: std::time::Duration,
+    },
+}
+
 fn run_attach(
     ifaces: &[String],
-    policy_path: &Path,
+    source: &Source,
     mode: Mode,
     pin_dir: &Path,
     netns: Option<&str>,
 ) -> Result<ExitCode> {
-    // Validate and compile before touching anything: a bad file changes nothing.
-    let p = load_policy(policy_path)?;
+    // Validate and compile a policy file before touching anything: a bad file changes nothing.
     let date = today(None);
-    let compiled = compile(&p, date)?;
+    let compiled = match source {
+        Source::File(path) => Some((path, compile(&load_policy(path)?, date)?)),
+        Source::Db { .. } => None,
+    };
     if let Some(ns) = netns {
         attach::enter_netns(ns)?;
     }
     attach::check_interfaces(ifaces)?;
     attach::check_bpffs(pin_dir)?;
+    // A data plane already running from these pins keeps its policy until the new one is in.
+    let was_running = pin_dir.join(sdn_loader::paths::PROGRAM_PIN).exists();
     let mut dp = Dataplane::load_pinned(Capacities::default(), pin_dir)
         .context("loading the XDP program")?;
-    let report = dp.apply(&compiled)?;
-    tracing::info!(
-        generation = report.generation,
-        agreements = report.agreements,
-        prefixes = report.prefixes,
-        rules = report.rules,
-        "policy {} applied (as of {date})",
-        policy_path.display()
-    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    // SAFETY: installing an async-signal-safe handler that only stores to an atomic.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+    match (&compiled, source) {
+        (Some((path, c)), _) => {
+            let report = dp.apply(c)?;
+            tracing::info!(
+                generation = report.generation,
+                agreements = report.agreements,
+                prefixes = report.prefixes,
+                rules = report.rules,
+                "policy {} applied (as of {date})",
+                path.display()
+            );
+        }
+        (None, Source::Db { url, poll, .. }) if !was_running => {
+            // Never attach an empty (deny-all) policy: the first sync must succeed first.
+            let opts = sdn_loader::sync::SyncOptions {
+                poll: *poll,
+                ..Default::default()
+            };
+            sdn_loader::sync::follow(&rt, url, &mut dp, opts, &STOP, true);
+            if STOP.load(std::sync::atomic::Ordering::Relaxed) {
+                bail!("stopped before the first sync from {url}; nothing was attached");
+            }
+        }
+        _ => {}
+    }
     let xdp_mode = match mode {
         Mode::Native => XdpMode::Driver,
         Mode::Generic => XdpMode::Skb,
@@ -376,6 +443,19 @@ fn run_attach(
             mode_name(mode),
             pin_dir.display()
         );
+    }
+    if let Source::Db { url, once, poll } = source {
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+        let opts = sdn_loader::sync::SyncOptions {
+            poll: *poll,
+            ..Default::default()
+        };
+        if !*once || was_running {
+            // With --once on a running data plane, one sync; otherwise follow until stopped.
+            sdn_loader::sync::follow(&rt, url, &mut dp, opts, &STOP, *once);
+        }
+        tracing::info!("stopped following {url}; the data plane keeps the policy in force");
     }
     Ok(ExitCode::SUCCESS)
 }
