@@ -636,17 +636,7 @@ impl Dataplane {
     /// Runs one frame through the program (BPF_PROG_TEST_RUN) and reads its own record of
     /// the decision. The instance must have `flags::RECORD_LAST` set.
     pub fn run_frame(&mut self, frame: &[u8]) -> Result<FrameResult, DataplaneError> {
-        let prog: &Xdp = self
-            .ebpf
-            .program(PROGRAM_NAME)
-            .ok_or(DataplaneError::MissingProgram(PROGRAM_NAME))?
-            .try_into()
-            .map_err(DataplaneError::Program)?;
-        let mut out = vec![0u8; frame.len() + 256];
-        let mut opts = TestRunOptions::new();
-        opts.data_in = Some(frame);
-        opts.data_out = Some(&mut out);
-        let res = prog.test_run(opts).map_err(DataplaneError::TestRun)?;
+        let res = self.test_run(PROGRAM_NAME, frame, 1)?;
         // test_run executes on the calling CPU; its per-CPU record is the newest sequence.
         let per_cpu = self.maps.last.get(&0, 0).map_err(map_err(maps::LAST))?;
         let last = per_cpu
@@ -673,6 +663,17 @@ impl Dataplane {
             Program::Pass => PASS_NAME,
             Program::FlowFloor => FLOW_FLOOR_NAME,
         };
+        let res = self.test_run(name, frame, repeat)?;
+        Ok((res.duration, res.return_value))
+    }
+
+    /// BPF_PROG_TEST_RUN of one of the object's programs on `frame`, `repeat` times.
+    fn test_run(
+        &self,
+        name: &'static str,
+        frame: &[u8],
+        repeat: u32,
+    ) -> Result<aya::programs::TestRunResult, DataplaneError> {
         let prog: &Xdp = self
             .ebpf
             .program(name)
@@ -684,8 +685,7 @@ impl Dataplane {
         opts.data_in = Some(frame);
         opts.data_out = Some(&mut out);
         opts.repeat = repeat;
-        let res = prog.test_run(opts).map_err(DataplaneError::TestRun)?;
-        Ok((res.duration, res.return_value))
+        prog.test_run(opts).map_err(DataplaneError::TestRun)
     }
 
     /// Per-agreement counters summed over CPUs, for the agreements in force.

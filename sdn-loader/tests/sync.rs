@@ -94,6 +94,33 @@ fn forward_packets(pin_dir: &Path, agreement: u64) -> Option<u64> {
         .and_then(|a| a["forward_packets"].as_u64())
 }
 
+/// `sdn-loader run --db URL` on the hub's two interfaces, output to `log`.
+fn spawn_run(url: &str, prefix: &str, pin_dir: &Path, log: &Path) -> Child {
+    let hub = format!("{prefix}-hub");
+    let (hc, hs) = (format!("{prefix}hc"), format!("{prefix}hs"));
+    let log = std::fs::File::create(log).unwrap();
+    Command::new(LOADER)
+        .args([
+            "run",
+            "--db",
+            url,
+            "--netns",
+            &hub,
+            "--iface",
+            &hc,
+            "--iface",
+            &hs,
+            "--poll-ms",
+            "50",
+        ])
+        .arg("--pin-dir")
+        .arg(pin_dir)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
 fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
     let t0 = Instant::now();
     while !f() {
@@ -129,31 +156,8 @@ fn follows_the_database_and_fails_static() {
             .args(["up", &prefix]),
     );
 
-    let hub = format!("{prefix}-hub");
-    let (hc, hs) = (format!("{prefix}hc"), format!("{prefix}hs"));
-    let log = std::fs::File::create(tmp.join("run.log")).unwrap();
-    g.child = Some(
-        Command::new(LOADER)
-            .args([
-                "run",
-                "--db",
-                &url,
-                "--netns",
-                &hub,
-                "--iface",
-                &hc,
-                "--iface",
-                &hs,
-                "--poll-ms",
-                "50",
-            ])
-            .arg("--pin-dir")
-            .arg(&g.pin_dir)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
+    let hs = format!("{prefix}hs");
+    g.child = Some(spawn_run(&url, &prefix, &g.pin_dir, &tmp.join("run.log")));
     wait_for("attach", Duration::from_secs(20), || {
         g.pin_dir.join("links").join(&hs).exists()
     });
@@ -207,29 +211,7 @@ fn follows_the_database_and_fails_static() {
 
     // A restarted loader with the database still gone re-attaches to the pins and keeps the
     // policy in force (fail-static), counters not reset.
-    let log = std::fs::File::create(tmp.join("run2.log")).unwrap();
-    g.child = Some(
-        Command::new(LOADER)
-            .args([
-                "run",
-                "--db",
-                &url,
-                "--netns",
-                &hub,
-                "--iface",
-                &hc,
-                "--iface",
-                &hs,
-                "--poll-ms",
-                "50",
-            ])
-            .arg("--pin-dir")
-            .arg(&g.pin_dir)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
+    g.child = Some(spawn_run(&url, &prefix, &g.pin_dir, &tmp.join("run2.log")));
     let run2 = tmp.join("run2.log");
     wait_for(
         "the restarted loader to report the database unreachable",
