@@ -117,16 +117,7 @@ fn attempt(what: &str, cmd: &mut Command, expect_ok: bool) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    let verdict = if ok == expect_ok {
-        "as expected"
-    } else {
-        "UNEXPECTED"
-    };
-    println!(
-        "  {what:<62} {:<8} {verdict}",
-        if ok { "ok" } else { "blocked" }
-    );
-    ok == expect_ok
+    report(what, ok, expect_ok)
 }
 
 fn listen(ns: &str, args: &[&str]) -> Result<Child> {
