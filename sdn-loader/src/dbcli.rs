@@ -610,11 +610,7 @@ fn print_endpoint(e: &Endpoint) {
             " {}",
             e.ports
                 .iter()
-                .map(|r| if r.lo == r.hi {
-                    r.lo.to_string()
-                } else {
-                    format!("{}-{}", r.lo, r.hi)
-                })
+                .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join(",")
         )
@@ -929,17 +925,7 @@ async fn agreement(db: &Db, origin: &Origin, cmd: AgreementCommand) -> Result<Ex
 }
 
 fn alias_line(a: &PortAlias) -> String {
-    let ports: Vec<String> = a
-        .ports
-        .iter()
-        .map(|r| {
-            if r.lo == r.hi {
-                r.lo.to_string()
-            } else {
-                format!("{}-{}", r.lo, r.hi)
-            }
-        })
-        .collect();
+    let ports: Vec<String> = a.ports.iter().map(ToString::to_string).collect();
     format!("{} {} {}", a.name, a.protocol.name(), ports.join(","))
 }
 

@@ -120,13 +120,7 @@ fn ports_text(ports: &[crate::policy::PortRange]) -> String {
     }
     ports
         .iter()
-        .map(|r| {
-            if r.lo == r.hi {
-                r.lo.to_string()
-            } else {
-                format!("{}-{}", r.lo, r.hi)
-            }
-        })
+        .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(",")
 }

@@ -14,20 +14,11 @@ use crate::policy::{
 
 use super::error::DbError;
 
-/// `"443"` or `"8000-8100"`.
-pub(crate) fn port_string(range: PortRange) -> String {
-    if range.lo == range.hi {
-        range.lo.to_string()
-    } else {
-        format!("{}-{}", range.lo, range.hi)
-    }
-}
-
 /// The stored form of a port set: `"104,11112"`, `""` for every port.
 pub(crate) fn ports_column(ranges: &[PortRange]) -> String {
     ranges
         .iter()
-        .map(|r| port_string(*r))
+        .map(PortRange::to_string)
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -130,11 +121,9 @@ fn address(net: IpNet) -> String {
 fn ports_value(ranges: &[PortRange]) -> Option<Value> {
     match ranges {
         [] => None,
-        [one] => Some(Value::String(port_string(*one))),
+        [one] => Some(Value::String(one.to_string())),
         many => Some(Value::Array(
-            many.iter()
-                .map(|r| Value::String(port_string(*r)))
-                .collect(),
+            many.iter().map(|r| Value::String(r.to_string())).collect(),
         )),
     }
 }
@@ -146,7 +135,7 @@ pub fn organisation_json(o: &Organisation) -> Value {
 
 /// `{"name", "protocol", "ports": [...]}`
 pub fn port_alias_json(a: &PortAlias) -> Value {
-    let ports: Vec<String> = a.ports.iter().map(|r| port_string(*r)).collect();
+    let ports: Vec<String> = a.ports.iter().map(PortRange::to_string).collect();
     json!({ "name": a.name, "protocol": a.protocol.name(), "ports": ports })
 }
 

@@ -61,6 +61,17 @@ pub struct PortRange {
     pub hi: u16,
 }
 
+/// `443` or `8000-8100`, as the policy file writes ports.
+impl std::fmt::Display for PortRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.lo == self.hi {
+            write!(f, "{}", self.lo)
+        } else {
+            write!(f, "{}-{}", self.lo, self.hi)
+        }
+    }
+}
+
 impl PortRange {
     /// Every port.
     pub const ALL: Self = Self {

@@ -126,17 +126,8 @@ fn address(net: IpNet) -> String {
     }
 }
 
-/// `"443"` or `"8000-8100"`.
-fn port_string(range: PortRange) -> String {
-    if range.lo == range.hi {
-        range.lo.to_string()
-    } else {
-        format!("{}-{}", range.lo, range.hi)
-    }
-}
-
 fn port_strings(ranges: &[PortRange]) -> Vec<String> {
-    ranges.iter().map(|r| port_string(*r)).collect()
+    ranges.iter().map(PortRange::to_string).collect()
 }
 
 /// A `ports` value: nothing for every port, a string for one range, a list for several.
@@ -150,7 +141,7 @@ enum PortsValue {
 fn ports_value(ranges: &[PortRange]) -> Option<PortsValue> {
     match ranges {
         [] => None,
-        [one] => Some(PortsValue::One(port_string(*one))),
+        [one] => Some(PortsValue::One(one.to_string())),
         many => Some(PortsValue::Many(port_strings(many))),
     }
 }
