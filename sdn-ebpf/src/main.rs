@@ -210,7 +210,8 @@ fn account(d: &Decision, len: u64, cfg_flags: u32) {
     }
     if cfg_flags & flags::RECORD_LAST != 0 {
         if let Some(l) = SDN_LAST.get_ptr_mut(0) {
-            // SAFETY: per-CPU slot, see above.
+            // SAFETY: a valid map value pointer; RECORD_LAST is set only on private test
+            // instances, which run one frame at a time.
             let l: &mut LastDecision = unsafe { &mut *l };
             l.sequence += 1;
             l.action = if reason::passes(d.reason) {

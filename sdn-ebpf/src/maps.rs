@@ -49,8 +49,10 @@ pub(crate) static SDN_COUNTERS: PerCpuArray<AgreementCounters> =
 #[map]
 pub(crate) static SDN_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(reason::COUNT, 0);
 
+/// One shared record, not per CPU: a test run may execute on any CPU and the loader must read
+/// back exactly the decision it just caused (a per-CPU record went stale when the thread moved).
 #[map]
-pub(crate) static SDN_LAST: PerCpuArray<LastDecision> = PerCpuArray::with_max_entries(1, 0);
+pub(crate) static SDN_LAST: Array<LastDecision> = Array::with_max_entries(1, 0);
 
 /// A parsed packet handed from `sdn_filter` to `sdn_classify`.
 #[derive(Clone, Copy)]

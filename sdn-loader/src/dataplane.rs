@@ -207,7 +207,7 @@ pub struct Maps {
     rules: HashMap<MapData, RuleKey, RuleValue>,
     counters: PerCpuArray<MapData, AgreementCounters>,
     stats: PerCpuArray<MapData, u64>,
-    last: PerCpuArray<MapData, LastDecision>,
+    last: Array<MapData, LastDecision>,
 }
 
 /// A loaded program with its maps.
@@ -637,13 +637,8 @@ impl Dataplane {
     /// the decision. The instance must have `flags::RECORD_LAST` set.
     pub fn run_frame(&mut self, frame: &[u8]) -> Result<FrameResult, DataplaneError> {
         let res = self.test_run(PROGRAM_NAME, frame, 1)?;
-        // test_run executes on the calling CPU; its per-CPU record is the newest sequence.
-        let per_cpu = self.maps.last.get(&0, 0).map_err(map_err(maps::LAST))?;
-        let last = per_cpu
-            .iter()
-            .copied()
-            .max_by_key(|l| l.sequence)
-            .unwrap_or_default();
+        // One shared record (not per CPU): the thread may have moved between runs.
+        let last = self.maps.last.get(&0, 0).map_err(map_err(maps::LAST))?;
         Ok(FrameResult {
             action: res.return_value,
             last,
@@ -713,7 +708,7 @@ impl Maps {
             counters: PerCpuArray::try_from(take(maps::COUNTERS)?)
                 .map_err(map_err(maps::COUNTERS))?,
             stats: PerCpuArray::try_from(take(maps::STATS)?).map_err(map_err(maps::STATS))?,
-            last: PerCpuArray::try_from(take(maps::LAST)?).map_err(map_err(maps::LAST))?,
+            last: Array::try_from(take(maps::LAST)?).map_err(map_err(maps::LAST))?,
         })
     }
 

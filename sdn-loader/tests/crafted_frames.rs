@@ -3564,3 +3564,66 @@ state = "approved"
     ];
     run("malformed_and_truncated_frames", &policy, &cases);
 }
+
+/// Pins the calling thread to one CPU (false when the machine has no such CPU).
+fn pin_to_cpu(cpu: usize) -> bool {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET and sched_setaffinity only
+    // read and write that local set.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    }
+}
+
+/// The decision read back after a test run is the one that run made, whichever CPU the thread
+/// ran on before. (Regression: a per-CPU record went stale when the thread moved to a CPU that
+/// had seen fewer frames, and the 6.1 check in CI reported another frame's reason.)
+#[test]
+fn decision_record_follows_the_thread_across_cpus() {
+    let policy = format!(
+        r#"{ORGS}
+[[service]]
+id = "svc"
+organisation = "sds"
+name = "Web"
+endpoints = [ {{ address = "203.0.113.10", protocol = "tcp", ports = "443" }} ]
+
+[[client]]
+id = "cli"
+organisation = "rsyd"
+prefixes = ["198.51.100.0/25"]
+
+[[agreement]]
+id = 7
+client = "cli"
+service = "svc"
+state = "approved"
+"#
+    );
+    let policy = parse_toml(&policy).unwrap();
+    let mut kernel = Replayer::new(&policy, today()).unwrap();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for round in 0..4u16 {
+        let busy = usize::from(round) % cpus;
+        let quiet = (busy + 1) % cpus;
+        // Many denied frames on one CPU, then one allowed frame on another (or the same one
+        // on a single-CPU machine): the record must describe the allowed frame.
+        assert!(pin_to_cpu(busy), "cannot pin to CPU {busy}");
+        for i in 0..50u16 {
+            let v = kernel
+                .judge(&tcp(C, "203.0.113.10", 2000 + i, 22, SYN).build())
+                .unwrap();
+            assert_eq!(v.reason, "no-agreement");
+        }
+        assert!(pin_to_cpu(quiet), "cannot pin to CPU {quiet}");
+        let v = kernel
+            .judge(&tcp(C, "203.0.113.10", 30000 + round, 443, SYN).build())
+            .unwrap();
+        assert_eq!(
+            (v.verdict, v.agreement, v.reason),
+            (Action::Pass, Some(7), "forward"),
+            "round {round}: CPU {busy} then {quiet}"
+        );
+    }
+}
