@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything sdn-filter needs on a fresh Debian 12 machine, idempotently:
-# Debian's rustc-web (with the prebuilt BPF core), LLVM 22, bpf-linker, iproute2, bpftool.
+# Debian's rustc-web (with the prebuilt BPF core), LLVM 22, bpf-linker, iproute2, bpftool,
+# PostgreSQL (database tests), the benchmark peers (xdp-tools, nftables, iptables, ipset) and
+# headless Chromium (the KPI report check).
 # Safe to run again: each step is skipped when its result is already there.
 set -euo pipefail
 
@@ -8,7 +10,7 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 
 need_pkgs=(rustc-web libstd-rust-web-dev-bpf llvm-22-dev libpolly-22-dev zlib1g-dev
   libzstd-dev libxml2-dev clang-22 iproute2 bpftool ethtool iputils-ping netcat-openbsd
-  postgresql)
+  postgresql xdp-tools nftables iptables ipset chromium fonts-dejavu-core)
 extra=${SDN_SETUP_EXTRA:-}
 # shellcheck disable=SC2206
 [ -n "$extra" ] && need_pkgs+=($extra)
