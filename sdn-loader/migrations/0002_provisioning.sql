@@ -10,14 +10,18 @@ ALTER TABLE routers ADD COLUMN checked_at TEXT;       -- last successful contact
 ALTER TABLE routers ADD COLUMN agreements BIGINT;     -- agreements in force
 
 -- Per router and agreement: the revision the state refers to, and applied / pending / held /
--- failed (with the error).
+-- failed (with the error); plus when the agreement last carried traffic on that router and how
+-- much in the last 24 hours (what the blast-radius guard and `plan` judge by).
 CREATE TABLE provisioning (
-    router       TEXT NOT NULL,
-    agreement_id BIGINT NOT NULL,
-    revision     BIGINT NOT NULL,
-    state        TEXT NOT NULL,
-    error        TEXT,
-    updated_at   TEXT NOT NULL,
+    router          TEXT NOT NULL,
+    agreement_id    BIGINT NOT NULL,
+    revision        BIGINT NOT NULL,
+    state           TEXT NOT NULL,
+    error           TEXT,
+    updated_at      TEXT NOT NULL,
+    last_traffic_at TEXT,
+    packets_24h     BIGINT NOT NULL DEFAULT 0,
+    bytes_24h       BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (router, agreement_id)
 );
 

@@ -2,15 +2,19 @@
 //! program's map entries, loading/attaching/pinning, and replay/explain through the real
 //! program (BPF_PROG_TEST_RUN).
 
+pub mod activity;
 pub mod attach;
 pub mod compile;
+pub mod config;
 pub mod dataplane;
 pub mod db;
 pub mod explain;
 pub mod paths;
+pub mod plan;
 pub mod policy;
 pub mod probe;
 pub mod replay;
+pub mod state;
 pub mod sync;
 pub mod synth;
 pub mod synthetic;

@@ -16,6 +16,7 @@ use sdn_common::{AgreementCounters, reason};
 use sdn_loader::{
     attach::{self, Attached},
     compile::compile,
+    config::Config,
     dataplane::{Capacities, Dataplane, Maps},
     explain::describe,
     paths::DEFAULT_PIN_DIR,
@@ -26,6 +27,7 @@ use sdn_loader::{
 use serde::Serialize;
 
 mod dbcli;
+mod fleetcli;
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +36,9 @@ mod dbcli;
     about = "sdn-filter: per-agreement XDP allow lists for the health data network"
 )]
 struct Cli {
+    /// Configuration file (default /etc/sdn/sdn.toml when it exists); flags override it.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -44,6 +49,18 @@ enum Mode {
     Native,
     /// In the kernel network stack (works everywhere, slower).
     Generic,
+}
+
+/// This router's identity and state (flags over the config file).
+#[derive(clap::Args, Clone, Default)]
+pub(crate) struct FleetArgs {
+    /// This router's name in the database (default: `router` of the config file, else the
+    /// host name).
+    #[arg(long)]
+    pub(crate) router: Option<String>,
+    /// Where the loader keeps the policy in force (default /var/lib/sdn).
+    #[arg(long)]
+    pub(crate) state_dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -102,31 +119,87 @@ enum Command {
     },
     /// Load the policy and attach the program to interfaces; pins keep it running after exit.
     Run {
-        /// Interface(s) to attach to.
-        #[arg(long = "iface", required = true)]
+        /// Interface(s) to attach to (default: `interfaces` of the config file).
+        #[arg(long = "iface")]
         ifaces: Vec<String>,
         /// Policy file (load it and exit; the pins keep it enforced).
-        #[arg(long, required_unless_present = "db", conflicts_with = "db")]
+        #[arg(long, conflicts_with = "db")]
         policy: Option<PathBuf>,
         /// Follow this agreement database (sqlite://PATH or postgres://...): full sync, then
-        /// every change by revision, until stopped.
+        /// every change by revision, until stopped (default: `database` of the config file).
         #[arg(long)]
         db: Option<String>,
         /// With --db: sync once and exit.
-        #[arg(long, requires = "db")]
+        #[arg(long)]
         once: bool,
-        /// With --db: how often to check the revision, in milliseconds.
-        #[arg(long, default_value_t = 100, requires = "db")]
-        poll_ms: u64,
-        /// XDP mode.
-        #[arg(long, value_enum, default_value = "native")]
-        mode: Mode,
+        /// With --db: how often to check the revision, in milliseconds (default 100;
+        /// PostgreSQL also wakes at once on NOTIFY).
+        #[arg(long)]
+        poll_ms: Option<u64>,
+        /// XDP mode (default native).
+        #[arg(long, value_enum)]
+        mode: Option<Mode>,
         /// Pin directory on bpffs.
-        #[arg(long, default_value = DEFAULT_PIN_DIR)]
-        pin_dir: PathBuf,
+        #[arg(long)]
+        pin_dir: Option<PathBuf>,
         /// Enter this network namespace (`ip netns` name) first.
         #[arg(long)]
         netns: Option<String>,
+        #[command(flatten)]
+        fleet: FleetArgs,
+        /// Turn the blast-radius guard off.
+        #[arg(long)]
+        no_guard: bool,
+        /// Hold a sync removing more than this share (0-1) of the allow-list rules.
+        #[arg(long)]
+        guard_max_removed_share: Option<f64>,
+        /// An agreement with traffic within this many hours is "recently active".
+        #[arg(long)]
+        guard_active_hours: Option<u64>,
+        /// How often to sample per-agreement activity, in milliseconds (default 60000).
+        #[arg(long, default_value_t = 60_000)]
+        activity_ms: u64,
+    },
+    /// Show what the next sync would add and remove on this router, and the traffic of the
+    /// agreements that would lose access.
+    Plan {
+        /// Agreement database (default: `database` of the config file).
+        #[arg(long)]
+        db: Option<String>,
+        #[command(flatten)]
+        fleet: FleetArgs,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Release a revision the blast-radius guard holds.
+    Confirm {
+        /// The held revision.
+        revision: u64,
+        /// Agreement database (default: `database` of the config file).
+        #[arg(long)]
+        db: Option<String>,
+        #[command(flatten)]
+        fleet: FleetArgs,
+        /// Confirm it for every router following the database.
+        #[arg(long)]
+        all_routers: bool,
+        /// Who confirms (default: the login name).
+        #[arg(long, default_value_t = dbcli::default_actor())]
+        actor: String,
+    },
+    /// Provisioning status of the routers following the database (all, or one with
+    /// --router), per router and per agreement.
+    Status {
+        /// Agreement database (default: `database` of the config file).
+        #[arg(long)]
+        db: Option<String>,
+        /// Only this router, with its agreements.
+        #[arg(long)]
+        router: Option<String>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
     },
     /// Detach the program from an interface.
     Detach {
@@ -156,9 +229,10 @@ enum Command {
     /// clients, prefixes, agreements, port aliases, audit log.
     Db {
         /// Database URL: sqlite://PATH (relative), sqlite:///PATH (absolute) or
-        /// postgres://USER@HOST/DB.
-        #[arg(long, default_value = sdn_loader::db::DEFAULT_URL)]
-        db: String,
+        /// postgres://USER@HOST/DB (default: `database` of the config file, else
+        /// sqlite:///var/lib/sdn/sdn.db).
+        #[arg(long)]
+        db: Option<String>,
         /// Who makes the change (recorded in the audit log; default: the login name).
         #[arg(long, default_value_t = dbcli::default_actor())]
         actor: String,
@@ -216,7 +290,28 @@ fn main() -> ExitCode {
     }
 }
 
+/// The configuration file's values where flags leave them open.
+trait ConfigExt {
+    fn db_url(&self, flag: Option<String>) -> String;
+    fn fleet(&self, flags: FleetArgs) -> (String, PathBuf);
+}
+
+impl ConfigExt for Config {
+    fn db_url(&self, flag: Option<String>) -> String {
+        flag.or_else(|| self.database.clone())
+            .unwrap_or_else(|| sdn_loader::db::DEFAULT_URL.to_owned())
+    }
+
+    fn fleet(&self, flags: FleetArgs) -> (String, PathBuf) {
+        (
+            flags.router.unwrap_or_else(|| self.router.clone()),
+            flags.state_dir.unwrap_or_else(|| self.state_dir.clone()),
+        )
+    }
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
+    let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Check { policy, date } => check(&policy, today(date)),
         Command::Replay {
@@ -264,17 +359,80 @@ fn run(cli: Cli) -> Result<ExitCode> {
             mode,
             pin_dir,
             netns,
+            fleet,
+            no_guard,
+            guard_max_removed_share,
+            guard_active_hours,
+            activity_ms,
         } => {
-            let source = match (policy, db) {
+            let ifaces = if ifaces.is_empty() {
+                config.interfaces.clone()
+            } else {
+                ifaces
+            };
+            if ifaces.is_empty() {
+                bail!("give --iface IF (or `interfaces` in the configuration file)");
+            }
+            let mode = mode.unwrap_or(match config.mode.as_deref() {
+                Some("generic") => Mode::Generic,
+                _ => Mode::Native,
+            });
+            let pin_dir = pin_dir
+                .or_else(|| config.pin_dir.clone())
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_PIN_DIR));
+            let source = match (policy, db.or_else(|| config.database.clone())) {
                 (Some(p), _) => Source::File(p),
-                (None, Some(url)) => Source::Db {
-                    url,
-                    once,
-                    poll: std::time::Duration::from_millis(poll_ms),
-                },
-                (None, None) => bail!("give --policy FILE or --db URL"),
+                (None, Some(url)) => {
+                    let mut guard = config.guard;
+                    guard.enabled &= !no_guard;
+                    if let Some(v) = guard_max_removed_share {
+                        if !(0.0..=1.0).contains(&v) {
+                            bail!("--guard-max-removed-share must be between 0 and 1");
+                        }
+                        guard.max_removed_share = v;
+                    }
+                    if let Some(v) = guard_active_hours {
+                        guard.active_hours = v;
+                    }
+                    let opts = sdn_loader::sync::SyncOptions {
+                        poll: std::time::Duration::from_millis(
+                            poll_ms.unwrap_or(config.sync.poll_ms).max(1),
+                        ),
+                        reconcile: std::time::Duration::from_secs(config.sync.reconcile_s),
+                        router: fleet.router.unwrap_or_else(|| config.router.clone()),
+                        guard,
+                        activity_every: std::time::Duration::from_millis(activity_ms.max(1)),
+                        state_dir: Some(
+                            fleet.state_dir.unwrap_or_else(|| config.state_dir.clone()),
+                        ),
+                        infrastructure: config.infrastructure.clone(),
+                        ..Default::default()
+                    };
+                    Source::Db { url, once, opts }
+                }
+                (None, None) => bail!(
+                    "give --policy FILE or --db URL (or `database` in the configuration file)"
+                ),
             };
             run_attach(&ifaces, &source, mode, &pin_dir, netns.as_deref())
+        }
+        Command::Plan { db, fleet, json } => {
+            let (router, state_dir) = config.fleet(fleet);
+            fleetcli::plan(&config.db_url(db), &config, &router, &state_dir, json)
+        }
+        Command::Confirm {
+            revision,
+            db,
+            fleet,
+            all_routers,
+            actor,
+        } => {
+            let (router, _) = config.fleet(fleet);
+            let router = if all_routers { "*".to_owned() } else { router };
+            fleetcli::confirm(&config.db_url(db), &router, revision, &actor)
+        }
+        Command::Status { db, router, json } => {
+            fleetcli::status(&config.db_url(db), router.as_deref(), json)
         }
         Command::Detach {
             ifaces,
@@ -290,7 +448,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             actor,
             request_id,
             command,
-        } => dbcli::run(&db, &actor, request_id, command),
+        } => dbcli::run(&config.db_url(db), &actor, request_id, command),
     }
 }
 
@@ -369,7 +527,7 @@ enum Source {
     Db {
         url: String,
         once: bool,
-        poll: std::time::Duration,
+        opts: sdn_loader::sync::SyncOptions,
     },
 }
 
@@ -403,6 +561,7 @@ fn run_attach(
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
+    let mut resume = None;
     match (&compiled, source) {
         (Some((path, c)), _) => {
             let report = dp.apply(c)?;
@@ -415,13 +574,9 @@ fn run_attach(
                 path.display()
             );
         }
-        (None, Source::Db { url, poll, .. }) if !was_running => {
+        (None, Source::Db { url, opts, .. }) if !was_running => {
             // Never attach an empty (deny-all) policy: the first sync must succeed first.
-            let opts = sdn_loader::sync::SyncOptions {
-                poll: *poll,
-                ..Default::default()
-            };
-            sdn_loader::sync::follow(&rt, url, &mut dp, opts, &STOP, true);
+            resume = sdn_loader::sync::follow(&rt, url, &mut dp, opts, &STOP, true, None);
             if STOP.load(std::sync::atomic::Ordering::Relaxed) {
                 bail!("stopped before the first sync from {url}; nothing was attached");
             }
@@ -444,16 +599,12 @@ fn run_attach(
             pin_dir.display()
         );
     }
-    if let Source::Db { url, once, poll } = source {
+    if let Source::Db { url, once, opts } = source {
         use std::io::Write as _;
         let _ = std::io::stdout().flush();
-        let opts = sdn_loader::sync::SyncOptions {
-            poll: *poll,
-            ..Default::default()
-        };
         if !*once || was_running {
             // With --once on a running data plane, one sync; otherwise follow until stopped.
-            sdn_loader::sync::follow(&rt, url, &mut dp, opts, &STOP, *once);
+            sdn_loader::sync::follow(&rt, url, &mut dp, opts, &STOP, *once, resume);
         }
         tracing::info!("stopped following {url}; the data plane keeps the policy in force");
     }

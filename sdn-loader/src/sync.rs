@@ -1,23 +1,41 @@
 //! Following the agreement database: a full sync, then every change by revision, applied
 //! atomically in the data plane (each apply writes the other policy generation and switches).
 //!
-//! Fail-static: when the database cannot be read, the data plane keeps the last policy it was
-//! given; the loop retries with backoff and says how stale the policy in force is. A revision
-//! that cannot be applied (e.g. the maps would overflow) is refused whole, logged, and not
-//! retried until the revision changes; the old policy stays in force. Expiry is judged on the
-//! UTC date, so a new day re-applies the same revision.
+//! - Wake-up: the revision is polled (cheap on SQLite); PostgreSQL also wakes the loop at once
+//!   through LISTEN/NOTIFY, every change notifying [`crate::db::REVISION_CHANNEL`].
+//! - Blast-radius guard: a revision that would remove agreements that carried traffic
+//!   recently, or too large a share of the rules, is held (logged, written to the router's
+//!   status) until `sdn-loader confirm REVISION`; the policy in force stays.
+//! - Fail-static: when the database cannot be read, the data plane keeps the last policy it
+//!   was given; the loop retries with backoff and says how stale the policy in force is. A
+//!   revision that cannot be applied (bad content, maps would overflow) is refused whole, and
+//!   not retried until the revision changes; the old policy stays in force.
+//! - Expiry is judged on the UTC date, so a new day re-applies the same revision.
+//! - Status: the router's row and its per-agreement provisioning rows are written to the
+//!   database after every outcome, so the fleet can be seen from one place.
 
 use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::PathBuf,
     sync::atomic::{AtomicBool, Ordering},
     time::{Duration, Instant},
 };
 
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::{compile::compile, dataplane::Dataplane, db::Db};
+use crate::{
+    activity::Tracker,
+    compile::compile,
+    config::GuardConfig,
+    dataplane::Dataplane,
+    db::{Db, DbError, Provision, ProvisionState, RouterStatus},
+    plan::{Plan, Rule, judge, rules},
+    policy::{InfraEntry, Policy},
+    state,
+};
 
 /// How the loop behaves.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct SyncOptions {
     /// How often the revision is checked.
     pub poll: Duration,
@@ -25,6 +43,16 @@ pub struct SyncOptions {
     pub reconcile: Duration,
     /// Longest wait between retries while the database is unreachable.
     pub max_backoff: Duration,
+    /// This router's name (its status rows in the database).
+    pub router: String,
+    /// The blast-radius guard.
+    pub guard: GuardConfig,
+    /// How often traffic activity is sampled from the counters.
+    pub activity_every: Duration,
+    /// Where the policy in force is kept for `plan` and for the guard after a restart.
+    pub state_dir: Option<PathBuf>,
+    /// This router's own infrastructure allow list, added to the database's.
+    pub infrastructure: Vec<InfraEntry>,
 }
 
 impl Default for SyncOptions {
@@ -33,6 +61,11 @@ impl Default for SyncOptions {
             poll: Duration::from_millis(100),
             reconcile: Duration::from_secs(300),
             max_backoff: Duration::from_secs(30),
+            router: crate::config::hostname(),
+            guard: GuardConfig::default(),
+            activity_every: Duration::from_secs(60),
+            state_dir: None,
+            infrastructure: Vec::new(),
         }
     }
 }
@@ -60,6 +93,13 @@ pub enum Step {
         /// Why.
         error: String,
     },
+    /// The guard holds a revision until it is confirmed; the old policy stays.
+    Held {
+        /// The held revision.
+        revision: u64,
+        /// Why.
+        reasons: Vec<String>,
+    },
 }
 
 /// Errors that stop a sync step without touching the data plane.
@@ -67,71 +107,301 @@ pub enum Step {
 pub enum SyncError {
     /// Reading the database failed.
     #[error("reading the agreement database")]
-    Db(#[from] crate::db::DbError),
+    Db(#[from] DbError),
 }
 
-/// One step: reads the revision, and applies the database's policy when the revision or the
-/// date changed (or `force`).
-pub async fn step(
-    db: &Db,
-    dp: &mut Dataplane,
-    last: Option<Applied>,
-    refused: Option<u64>,
-    force: bool,
-) -> Result<Step, SyncError> {
-    let today = Utc::now().date_naive();
-    let revision = db.revision().await?;
-    let current = last.is_some_and(|a| a.revision == revision && a.date == today);
-    if !force && (current || refused == Some(revision)) {
-        return Ok(Step::Unchanged);
-    }
-    let (revision, policy) = db.export_with_revision().await?;
-    let compiled = match compile(&policy, today) {
-        Ok(c) => c,
-        Err(e) => {
-            return Ok(Step::Refused {
-                revision,
-                error: e.to_string(),
-            });
+/// The policy a database revision gives this router: the database's, plus the router's own
+/// infrastructure allow list.
+pub fn effective(mut policy: Policy, infrastructure: &[InfraEntry]) -> Policy {
+    policy.infrastructure.extend(infrastructure.iter().cloned());
+    policy
+}
+
+/// The follower's memory between steps.
+#[derive(Default)]
+pub struct Follower {
+    /// What is in force.
+    pub applied: Option<Applied>,
+    /// The rules in force (for the guard's plan); `None` before the first apply.
+    rules: Option<BTreeSet<Rule>>,
+    /// A refused revision (not retried until the revision changes).
+    refused: Option<(u64, String)>,
+    /// A held revision and why.
+    held: Option<(u64, Vec<String>, Plan)>,
+    /// Traffic activity.
+    tracker: Tracker,
+    /// Provisioning rows as last written.
+    written: BTreeMap<u32, Provision>,
+}
+
+impl Follower {
+    /// Starts from what an earlier run left: the policy in force (state directory) and the
+    /// activity recorded in the database.
+    pub async fn resume(db: &Db, opts: &SyncOptions) -> Self {
+        let mut f = Self::default();
+        if let Some(dir) = &opts.state_dir
+            && let Ok(Some((revision, policy))) = state::load(dir)
+        {
+            f.rules = Some(rules(&policy, Utc::now().date_naive()));
+            tracing::info!(revision, "the policy in force was revision {revision}");
         }
-    };
-    match dp.apply(&compiled) {
-        Ok(_) => Ok(Step::Applied(Applied {
+        if let Ok(rows) = db.provisioning(Some(&opts.router)).await {
+            for (_, p) in rows {
+                let last = p
+                    .last_traffic_at
+                    .as_deref()
+                    .and_then(|t| crate::db::parse_time(t).ok());
+                f.tracker.seed(
+                    p.agreement,
+                    crate::plan::Traffic {
+                        last,
+                        packets_24h: p.packets_24h,
+                        bytes_24h: p.bytes_24h,
+                    },
+                );
+                f.written.insert(p.agreement, p);
+            }
+        }
+        f
+    }
+
+    /// One step: reads the revision, and applies the database's policy when the revision or
+    /// the date changed (or `force`), unless the guard holds it.
+    ///
+    /// # Errors
+    /// [`SyncError::Db`] when the database cannot be read; the data plane is untouched.
+    pub async fn step(
+        &mut self,
+        db: &Db,
+        dp: &mut Dataplane,
+        opts: &SyncOptions,
+        force: bool,
+    ) -> Result<Step, SyncError> {
+        let today = Utc::now().date_naive();
+        let revision = db.revision().await?;
+        let current = self
+            .applied
+            .is_some_and(|a| a.revision == revision && a.date == today);
+        let refused = self.refused.as_ref().is_some_and(|r| r.0 == revision);
+        let held = self.held.as_ref().is_some_and(|h| h.0 == revision);
+        let confirmed = held && db.confirmed(&opts.router, revision).await?;
+        if !force && (current || refused || (held && !confirmed)) {
+            return Ok(Step::Unchanged);
+        }
+        let (revision, policy) = db.export_with_revision().await?;
+        let policy = effective(policy, &opts.infrastructure);
+        let compiled = match compile(&policy, today) {
+            Ok(c) => c,
+            Err(e) => return Ok(self.refuse(revision, e.to_string())),
+        };
+        let new_rules = rules(&policy, today);
+        if self.rules.is_some() && opts.guard.enabled {
+            // Traffic up to this moment counts as recent.
+            self.sample_activity(dp);
+        }
+        if let Some(old) = &self.rules {
+            let plan = Plan::between(old, &new_rules);
+            let now = Utc::now();
+            let reasons = judge(&plan, &self.tracker.all(now), &opts.guard, now);
+            if !reasons.is_empty() && !db.confirmed(&opts.router, revision).await? {
+                self.held = Some((revision, reasons.clone(), plan));
+                return Ok(Step::Held { revision, reasons });
+            }
+        }
+        if let Err(e) = dp.apply(&compiled) {
+            return Ok(self.refuse(revision, e.to_string()));
+        }
+        if let Some(dir) = &opts.state_dir
+            && let Err(e) = state::save(dir, revision, &policy)
+        {
+            tracing::warn!("cannot keep the policy in force in {}: {e}", dir.display());
+        }
+        let applied = Applied {
             revision,
             date: today,
-        })),
-        Err(e) => Ok(Step::Refused {
-            revision,
-            error: e.to_string(),
-        }),
+        };
+        self.applied = Some(applied);
+        self.rules = Some(new_rules);
+        self.refused = None;
+        self.held = None;
+        Ok(Step::Applied(applied))
+    }
+
+    fn refuse(&mut self, revision: u64, error: String) -> Step {
+        self.refused = Some((revision, error.clone()));
+        Step::Refused { revision, error }
+    }
+
+    /// Samples traffic activity from the data plane's counters.
+    pub fn sample_activity(&mut self, dp: &Dataplane) -> Vec<u32> {
+        match dp.agreement_counters() {
+            Ok(c) => self.tracker.sample(&c, Utc::now()),
+            Err(e) => {
+                tracing::warn!("cannot read the counters for activity: {e}");
+                Vec::new()
+            }
+        }
+    }
+
+    /// The provisioning rows this router should have now.
+    fn provisioning(&self, now: DateTime<Utc>) -> BTreeMap<u32, Provision> {
+        let mut out = BTreeMap::new();
+        let applied_rev = self.applied.map_or(0, |a| a.revision);
+        let row = |id: u32, revision, state, error: Option<String>| {
+            let t = self.tracker.traffic(id, now);
+            Provision {
+                agreement: id,
+                revision,
+                state,
+                error,
+                last_traffic_at: t.last.map(crate::db::time_text),
+                packets_24h: t.packets_24h,
+                bytes_24h: t.bytes_24h,
+            }
+        };
+        if let Some(rules) = &self.rules {
+            for id in rules.iter().map(|r| r.agreement) {
+                out.entry(id)
+                    .or_insert_with(|| row(id, applied_rev, ProvisionState::Applied, None));
+            }
+        }
+        if let Some((revision, reasons, plan)) = &self.held {
+            let why = reasons.join("; ");
+            for &id in plan.removed.iter().chain(&plan.changed) {
+                out.insert(
+                    id,
+                    row(id, *revision, ProvisionState::Held, Some(why.clone())),
+                );
+            }
+            for &id in &plan.added {
+                out.insert(
+                    id,
+                    row(
+                        id,
+                        *revision,
+                        ProvisionState::Pending,
+                        Some(format!("waits for held revision {revision}")),
+                    ),
+                );
+            }
+        }
+        out
+    }
+
+    /// Writes this router's status row and the provisioning rows that changed.
+    ///
+    /// # Errors
+    /// [`DbError`] from the writes.
+    pub async fn write_status(
+        &mut self,
+        db: &Db,
+        opts: &SyncOptions,
+        seen: Option<u64>,
+        last_sync: Option<DateTime<Utc>>,
+    ) -> Result<(), DbError> {
+        let now = Utc::now();
+        let (state, error) = if let Some((_, reasons, _)) = &self.held {
+            ("held", Some(reasons.join("; ")))
+        } else if let Some((_, e)) = &self.refused {
+            ("failed", Some(e.clone()))
+        } else {
+            ("in-sync", None)
+        };
+        let mut rows = self.provisioning(now);
+        if let Some((revision, e)) = &self.refused {
+            // The refused revision's error on every agreement it was meant to carry is noise;
+            // the router row carries it, and each agreement keeps its applied state.
+            for p in rows.values_mut() {
+                if p.state == ProvisionState::Applied {
+                    p.error = Some(format!("revision {revision} refused: {e}"));
+                }
+            }
+        }
+        let agreements = self
+            .rules
+            .as_ref()
+            .map(|r| r.iter().map(|r| r.agreement).collect::<BTreeSet<_>>().len() as u64);
+        db.write_router_status(&RouterStatus {
+            name: opts.router.clone(),
+            state: state.to_owned(),
+            applied_revision: self.applied.map(|a| a.revision),
+            last_sync: last_sync.map(crate::db::time_text),
+            seen_revision: seen,
+            held_revision: self.held.as_ref().map(|h| h.0),
+            error,
+            checked_at: Some(crate::db::time_text(now)),
+            agreements,
+        })
+        .await?;
+        let changed: Vec<Provision> = rows
+            .values()
+            .filter(|p| self.written.get(&p.agreement) != Some(p))
+            .cloned()
+            .collect();
+        let removed: Vec<u32> = self
+            .written
+            .keys()
+            .filter(|id| !rows.contains_key(id))
+            .copied()
+            .collect();
+        db.write_provisioning(&opts.router, &changed, &removed)
+            .await?;
+        self.written = rows;
+        Ok(())
+    }
+}
+
+/// Waits for a PostgreSQL notification of a new revision, at most `wait`.
+async fn wait_for_change(listener: &mut Option<sqlx::postgres::PgListener>, wait: Duration) {
+    match listener {
+        Some(l) => {
+            if let Ok(Err(e)) = tokio::time::timeout(wait, l.recv()).await {
+                tracing::warn!("LISTEN connection lost ({e}); polling only");
+                *listener = None;
+            }
+        }
+        None => tokio::time::sleep(wait).await,
     }
 }
 
 /// Follows the database until `stop` is set (or, with `once`, after the first successful
-/// sync). Never returns an error for database trouble: it keeps the policy in force and
-/// retries.
+/// sync), continuing from `resume` (what an earlier call returned) when given. Never returns
+/// an error for database trouble: it keeps the policy in force and retries. Returns the
+/// follower's memory, to continue with.
 pub fn follow(
     rt: &tokio::runtime::Runtime,
     url: &str,
     dp: &mut Dataplane,
-    opts: SyncOptions,
+    opts: &SyncOptions,
     stop: &AtomicBool,
     once: bool,
-) {
+    resume: Option<Follower>,
+) -> Option<Follower> {
     let mut db: Option<Db> = None;
-    let mut last: Option<Applied> = None;
-    let mut refused: Option<u64> = None;
+    let mut listener: Option<sqlx::postgres::PgListener> = None;
+    let mut f: Option<Follower> = resume;
     let mut last_ok = Instant::now();
     let mut last_full = Instant::now();
+    let mut last_sync: Option<DateTime<Utc>> = None;
+    let mut last_activity: Option<Instant> = None;
     let mut backoff = opts.poll;
+    let mut announced_hold: Option<u64> = None;
     while !stop.load(Ordering::Relaxed) {
         if db.is_none() {
             match rt.block_on(Db::open_existing(url)) {
-                Ok(d) => db = Some(d),
+                Ok(d) => {
+                    if d.backend() == crate::db::Backend::Postgres {
+                        listener = rt.block_on(listen(url));
+                    }
+                    if f.is_none() {
+                        f = Some(rt.block_on(Follower::resume(&d, opts)));
+                    }
+                    db = Some(d);
+                }
                 Err(e) => {
                     tracing::warn!(
                         stale_s = last_ok.elapsed().as_secs(),
-                        revision = last.map(|a| a.revision),
+                        revision = f.as_ref().and_then(|f| f.applied).map(|a| a.revision),
                         "agreement database unreachable ({e}); keeping the policy in force, retrying in {:?}",
                         backoff
                     );
@@ -141,43 +411,91 @@ pub fn follow(
                 }
             }
         }
-        let Some(handle) = db.as_ref() else { continue };
+        let (Some(handle), Some(fol)) = (db.as_ref(), f.as_mut()) else {
+            continue;
+        };
+        let sample_due = last_activity.is_none_or(|t| t.elapsed() >= opts.activity_every);
+        if sample_due {
+            fol.sample_activity(dp);
+            last_activity = Some(Instant::now());
+        }
         let force = last_full.elapsed() >= opts.reconcile;
-        match rt.block_on(step(handle, dp, last, refused, force)) {
+        let result = rt.block_on(fol.step(handle, dp, opts, force));
+        let mut write = sample_due;
+        match &result {
             Ok(Step::Unchanged) => {}
             Ok(Step::Applied(a)) => {
                 tracing::info!(revision = a.revision, date = %a.date, "applied revision {} of the agreement database", a.revision);
-                last = Some(a);
-                refused = None;
                 last_full = Instant::now();
-                if once {
-                    return;
-                }
+                last_sync = Some(Utc::now());
+                announced_hold = None;
+                write = true;
             }
             Ok(Step::Refused { revision, error }) => {
                 tracing::error!(
                     revision,
                     "revision {revision} refused, the policy in force stays: {error}"
                 );
-                refused = Some(revision);
+                last_full = Instant::now();
+                write = true;
+            }
+            Ok(Step::Held { revision, reasons }) => {
+                if announced_hold != Some(*revision) {
+                    tracing::error!(
+                        revision,
+                        "ALARM: revision {revision} held by the blast-radius guard: {}; the policy in force stays until `sdn-loader confirm {revision}`",
+                        reasons.join("; ")
+                    );
+                    announced_hold = Some(*revision);
+                    write = true;
+                }
                 last_full = Instant::now();
             }
             Err(e) => {
                 tracing::warn!(
                     stale_s = last_ok.elapsed().as_secs(),
                     "{e:#}: {}; keeping the policy in force, retrying in {backoff:?}",
-                    std::error::Error::source(&e)
+                    std::error::Error::source(e)
                         .map(ToString::to_string)
                         .unwrap_or_default()
                 );
                 db = None;
+                listener = None;
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(opts.max_backoff);
                 continue;
             }
         }
+        if write {
+            let seen = rt.block_on(handle.revision()).ok();
+            if let Err(e) = rt.block_on(fol.write_status(handle, opts, seen, last_sync)) {
+                tracing::warn!("cannot write the provisioning status: {e}");
+            }
+        }
+        if once && matches!(result, Ok(Step::Applied(_))) {
+            return f;
+        }
         last_ok = Instant::now();
         backoff = opts.poll;
-        std::thread::sleep(opts.poll);
+        rt.block_on(wait_for_change(&mut listener, opts.poll));
+    }
+    f
+}
+
+/// LISTEN on the revision channel (PostgreSQL), or `None` (then the loop polls only).
+async fn listen(url: &str) -> Option<sqlx::postgres::PgListener> {
+    let mut l = match sqlx::postgres::PgListener::connect(url).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!("cannot LISTEN for changes ({e}); polling only");
+            return None;
+        }
+    };
+    match l.listen(crate::db::REVISION_CHANNEL).await {
+        Ok(()) => Some(l),
+        Err(e) => {
+            tracing::warn!("cannot LISTEN for changes ({e}); polling only");
+            None
+        }
     }
 }

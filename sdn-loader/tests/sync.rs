@@ -98,7 +98,7 @@ fn forward_packets(pin_dir: &Path, agreement: u64) -> Option<u64> {
 fn spawn_run(url: &str, prefix: &str, pin_dir: &Path, log: &Path) -> Child {
     let hub = format!("{prefix}-hub");
     let (hc, hs) = (format!("{prefix}hc"), format!("{prefix}hs"));
-    let log = std::fs::File::create(log).unwrap();
+    let log_file = std::fs::File::create(log).unwrap();
     Command::new(LOADER)
         .args([
             "run",
@@ -112,11 +112,17 @@ fn spawn_run(url: &str, prefix: &str, pin_dir: &Path, log: &Path) -> Child {
             &hs,
             "--poll-ms",
             "50",
+            "--router",
+            "sync-test",
+            "--guard-active-hours",
+            "1",
         ])
+        .arg("--state-dir")
+        .arg(log.parent().unwrap().join("state"))
         .arg("--pin-dir")
         .arg(pin_dir)
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
+        .stdout(log_file.try_clone().unwrap())
+        .stderr(log_file)
         .spawn()
         .unwrap()
 }
@@ -169,12 +175,63 @@ fn follows_the_database_and_fails_static() {
         "pacs has no icmp endpoint: ping must drop"
     );
 
-    // A change in the database takes effect without restarting anything.
+    // Revoking an agreement that just carried traffic: the blast-radius guard holds the
+    // change, the policy in force stays, status and plan say why.
     loader(&["db", "--db", &url, "agreement", "revoke", "1001"]);
-    let took = wait_for("the revocation", Duration::from_secs(5), || {
+    wait_for(
+        "the guard to hold revision 2",
+        Duration::from_secs(5),
+        || {
+            let v: serde_json::Value =
+                serde_json::from_str(&loader(&["status", "--db", &url, "--json"])).unwrap();
+            v["routers"][0]["held_revision"] == 2 && v["routers"][0]["state"] == "held"
+        },
+    );
+    assert!(
+        ping(&prefix, "203.0.113.10"),
+        "a held revision must leave the policy in force"
+    );
+    let state_dir = tmp.join("state");
+    let plan: serde_json::Value = serde_json::from_str(&loader(&[
+        "plan",
+        "--db",
+        &url,
+        "--router",
+        "sync-test",
+        "--state-dir",
+        state_dir.to_str().unwrap(),
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(plan["guard"], "hold", "{plan}");
+    assert_eq!(plan["removed"][0]["agreement"], 1001, "{plan}");
+    assert!(
+        plan["removed"][0]["packets_24h"].as_u64().unwrap() > 0,
+        "plan must show the traffic 1001 carried: {plan}"
+    );
+    let status: serde_json::Value = serde_json::from_str(&loader(&[
+        "status",
+        "--db",
+        &url,
+        "--router",
+        "sync-test",
+        "--json",
+    ]))
+    .unwrap();
+    let a1001 = status["agreements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["agreement"] == 1001)
+        .cloned()
+        .unwrap();
+    assert_eq!(a1001["state"], "held", "{status}");
+    // Confirming releases it.
+    loader(&["confirm", "2", "--db", &url, "--router", "sync-test"]);
+    let took = wait_for("the confirmed revocation", Duration::from_secs(5), || {
         !ping(&prefix, "203.0.113.10")
     });
-    eprintln!("revocation enforced {took:?} after the commit returned (ping-based, upper bound)");
+    eprintln!("confirmed revocation enforced {took:?} after confirm returned (ping-based)");
     // A new agreement for the same client and service brings it back.
     loader(&[
         "db",
@@ -233,6 +290,19 @@ fn follows_the_database_and_fails_static() {
     // The database comes back: the loader picks it up and syncs.
     std::fs::rename(tmp.join("gone.db"), &db_path).unwrap();
     loader(&["db", "--db", &url, "agreement", "revoke", "1004"]);
+    // 1004 carried traffic before the restart (the activity kept in the database and the
+    // policy kept in the state directory survive it): held again until confirmed.
+    wait_for(
+        "the guard to hold revision 4",
+        Duration::from_secs(40),
+        || {
+            let v: serde_json::Value =
+                serde_json::from_str(&loader(&["status", "--db", &url, "--json"])).unwrap();
+            v["routers"][0]["held_revision"] == 4
+        },
+    );
+    assert!(ping(&prefix, "203.0.113.10"), "held: 1004 must still pass");
+    loader(&["confirm", "4", "--db", &url, "--all-routers"]);
     wait_for(
         "the revocation after the database came back",
         Duration::from_secs(40),

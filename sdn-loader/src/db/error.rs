@@ -147,6 +147,14 @@ pub enum DbError {
         /// What went wrong.
         error: std::io::Error,
     },
+    /// A revision the database has not reached (or 0).
+    #[error("revision {revision} does not exist (the database is at revision {current})")]
+    NoSuchRevision {
+        /// The revision asked for.
+        revision: u64,
+        /// The newest revision.
+        current: u64,
+    },
     /// A query failed.
     #[error("database error: {error}")]
     Sql {

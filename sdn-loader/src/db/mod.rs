@@ -20,6 +20,7 @@ mod check;
 mod error;
 mod import;
 mod ops;
+mod status;
 mod store;
 pub mod text;
 
@@ -34,7 +35,8 @@ use crate::policy::Policy;
 pub use audit::{AuditEntry, AuditFilter, parse_time};
 pub use error::{DbError, ObjectKind, Transition};
 pub use import::ImportReport;
-pub use ops::{AgreementFilter, Router};
+pub use ops::AgreementFilter;
+pub use status::{Provision, ProvisionState, RouterStatus};
 
 /// The database when none is given: an SQLite file in the loader's state directory.
 pub const DEFAULT_URL: &str = "sqlite:///var/lib/sdn/sdn.db";
@@ -288,6 +290,14 @@ pub fn canonical(policy: &Policy) -> Policy {
     p
 }
 
+/// A time as the database stores it: UTC, fixed width (`2030-01-01T12:00:00.000000Z`).
+pub fn time_text(t: chrono::DateTime<Utc>) -> String {
+    audit::time_column(t)
+}
+
+/// The PostgreSQL notification channel every change notifies, with the new revision as payload.
+pub const REVISION_CHANNEL: &str = "sdn_revision";
+
 /// One change in progress: a transaction that has already bumped the revision, and the audit
 /// rows to write when it commits.
 struct Change<'o> {
@@ -324,6 +334,14 @@ impl<'o> Change<'o> {
         }
         let rows = audit::rows(&self.audit, self.revision, &self.at, self.origin);
         store::insert_rows(&mut self.tx, "audit", audit::COLUMNS, &rows, progress).await?;
+        if self.tx.backend_name() == "PostgreSQL" {
+            // Delivered at commit: wakes every router following the database (LISTEN).
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(REVISION_CHANNEL)
+                .bind(self.revision.to_string())
+                .execute(&mut *self.tx)
+                .await?;
+        }
         self.tx.commit().await?;
         Ok(u64::try_from(self.revision).unwrap_or_default())
     }

@@ -29,17 +29,6 @@ pub struct AgreementFilter {
     pub state: Option<AgreementState>,
 }
 
-/// A hub router following the database (filled in by the live sync).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Router {
-    /// Its name.
-    pub name: String,
-    /// The revision it last applied.
-    pub applied_revision: Option<u64>,
-    /// When it last synced (UTC, as in the audit log).
-    pub last_sync: Option<String>,
-}
-
 /// How many ids to name in a refusal.
 const NAMED: usize = 10;
 
@@ -340,27 +329,6 @@ impl Db {
     /// [`DbError::Sql`], [`DbError::Corrupt`].
     pub async fn agreement(&self, id: u32) -> Result<Option<Agreement>, DbError> {
         store::agreement(&mut *self.pool.acquire().await?, id).await
-    }
-
-    /// Every router, sorted by name.
-    ///
-    /// # Errors
-    /// [`DbError::Sql`].
-    pub async fn routers(&self) -> Result<Vec<Router>, DbError> {
-        let rows: Vec<(String, Option<i64>, Option<String>)> =
-            sqlx::query_as("SELECT name, applied_revision, last_sync FROM routers")
-                .fetch_all(&self.pool)
-                .await?;
-        let mut out: Vec<Router> = rows
-            .into_iter()
-            .map(|(name, applied, last_sync)| Router {
-                name,
-                applied_revision: applied.and_then(|r| u64::try_from(r).ok()),
-                last_sync,
-            })
-            .collect();
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
     }
 
     /// An endpoint as written on the command line, checked with the policy file's rules

@@ -1,0 +1,342 @@
+//! The loader's configuration file (TOML, `/etc/sdn/sdn.toml` by default). Every key can be
+//! overridden by a command-line flag; a missing default file means the defaults, a missing
+//! file named with `--config` is an error.
+//!
+//! ```toml
+//! router = "hub-aarhus-1"                 # default: the host name
+//! interfaces = ["enp1s0f0", "enp1s0f1"]
+//! database = "postgres://sdn@db.sdn.dk/sdn"
+//! mode = "native"                         # or "generic"
+//! pin_dir = "/sys/fs/bpf/sdn"
+//! state_dir = "/var/lib/sdn"
+//!
+//! [sync]
+//! poll_ms = 100                           # revision check (PostgreSQL also wakes on NOTIFY)
+//! reconcile_s = 300                       # full re-apply that repairs drift
+//!
+//! [guard]                                 # the blast-radius guard
+//! enabled = true
+//! active_hours = 24                       # "carried traffic recently"
+//! max_removed_share = 0.10                # share of allow-list rules one sync may remove
+//!
+//! [[infrastructure]]                      # this router's own infrastructure allow list,
+//! prefix = "192.0.2.0/28"                 # same format as the policy file's
+//! protocol = "tcp"
+//! ports = "179"
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::policy::{InfraEntry, PolicyError, parse_toml};
+
+/// The default configuration file.
+pub const DEFAULT_PATH: &str = "/etc/sdn/sdn.toml";
+
+/// Errors reading the configuration file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read the configuration file {path}: {error}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The file is not valid TOML or has an unknown key or a wrong type.
+    #[error("configuration file {path}: {error}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (names the key and line).
+        error: toml::de::Error,
+    },
+    /// The infrastructure allow list is invalid.
+    #[error("configuration file {path}: {error}")]
+    Infrastructure {
+        /// The file.
+        path: PathBuf,
+        /// The policy validator's message (names the entry and field).
+        error: Box<PolicyError>,
+    },
+    /// A value is out of range.
+    #[error("configuration file {path}: {key} {message}")]
+    Value {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: &'static str,
+        /// What is wrong.
+        message: &'static str,
+    },
+}
+
+/// The blast-radius guard's thresholds.
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GuardConfig {
+    /// Hold syncs that would do harm (on by default).
+    pub enabled: bool,
+    /// An agreement that carried traffic within this many hours is "recently active".
+    pub active_hours: u64,
+    /// Hold a sync that removes more than this share (0-1) of the allow-list rules.
+    pub max_removed_share: f64,
+}
+
+impl Default for GuardConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            active_hours: 24,
+            max_removed_share: 0.10,
+        }
+    }
+}
+
+/// Live-sync timing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncConfig {
+    /// How often the revision is checked, in milliseconds.
+    pub poll_ms: u64,
+    /// How often the policy is re-applied without a change, in seconds.
+    pub reconcile_s: u64,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self {
+            poll_ms: 100,
+            reconcile_s: 300,
+        }
+    }
+}
+
+/// The file as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    router: Option<String>,
+    #[serde(default)]
+    interfaces: Vec<String>,
+    database: Option<String>,
+    mode: Option<String>,
+    pin_dir: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
+    #[serde(default)]
+    sync: SyncConfig,
+    #[serde(default)]
+    guard: GuardConfig,
+    #[serde(default)]
+    infrastructure: Vec<toml::Value>,
+}
+
+/// The configuration, file values with defaults filled in (flags are applied by the binary).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// Where it was read from (`None`: no file, defaults).
+    pub path: Option<PathBuf>,
+    /// This router's name in the database.
+    pub router: String,
+    /// Interfaces to attach to.
+    pub interfaces: Vec<String>,
+    /// Agreement database URL.
+    pub database: Option<String>,
+    /// `native` or `generic`.
+    pub mode: Option<String>,
+    /// Pin directory on bpffs.
+    pub pin_dir: Option<PathBuf>,
+    /// Where the loader keeps its own state (the policy in force, for `plan`).
+    pub state_dir: PathBuf,
+    /// Live-sync timing.
+    pub sync: SyncConfig,
+    /// Blast-radius guard.
+    pub guard: GuardConfig,
+    /// This router's infrastructure allow list (added to the database's).
+    pub infrastructure: Vec<InfraEntry>,
+}
+
+/// The default state directory.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/sdn";
+
+/// This machine's host name (the default router name).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "router".to_owned())
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            path: None,
+            router: hostname(),
+            interfaces: Vec::new(),
+            database: None,
+            mode: None,
+            pin_dir: None,
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            sync: SyncConfig::default(),
+            guard: GuardConfig::default(),
+            infrastructure: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path`, or the default file when `path` is `None` (absent: defaults).
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file and what is wrong in it.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let (path, required) = match path {
+            Some(p) => (p.to_path_buf(), true),
+            None => (PathBuf::from(DEFAULT_PATH), false),
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Self::default());
+            }
+            Err(error) => return Err(ConfigError::Read { path, error }),
+        };
+        Self::parse(&text, path)
+    }
+
+    /// Parses the text of a configuration file read from `path`.
+    ///
+    /// # Errors
+    /// [`ConfigError`].
+    pub fn parse(text: &str, path: PathBuf) -> Result<Self, ConfigError> {
+        let raw: RawConfig = match toml::from_str(text) {
+            Ok(r) => r,
+            Err(error) => return Err(ConfigError::Parse { path, error }),
+        };
+        let value_err = |key, message| ConfigError::Value {
+            path: path.clone(),
+            key,
+            message,
+        };
+        if !(0.0..=1.0).contains(&raw.guard.max_removed_share) {
+            return Err(value_err(
+                "guard.max_removed_share",
+                "must be between 0 and 1",
+            ));
+        }
+        if raw.sync.poll_ms == 0 {
+            return Err(value_err("sync.poll_ms", "must be at least 1"));
+        }
+        if let Some(m) = &raw.mode
+            && m != "native"
+            && m != "generic"
+        {
+            return Err(value_err("mode", "must be \"native\" or \"generic\""));
+        }
+        if raw.router.as_deref().is_some_and(str::is_empty) {
+            return Err(value_err("router", "must not be empty"));
+        }
+        // The infrastructure list has the policy file's format: let its validator judge it.
+        let infrastructure = if raw.infrastructure.is_empty() {
+            Vec::new()
+        } else {
+            let mut doc = toml::map::Map::new();
+            doc.insert(
+                "infrastructure".to_owned(),
+                toml::Value::Array(raw.infrastructure),
+            );
+            let text = toml::to_string(&toml::Value::Table(doc)).unwrap_or_default();
+            match parse_toml(&text) {
+                Ok(p) => p.infrastructure,
+                Err(error) => {
+                    return Err(ConfigError::Infrastructure {
+                        path,
+                        error: Box::new(error),
+                    });
+                }
+            }
+        };
+        Ok(Self {
+            router: raw.router.unwrap_or_else(hostname),
+            interfaces: raw.interfaces,
+            database: raw.database,
+            mode: raw.mode,
+            pin_dir: raw.pin_dir,
+            state_dir: raw
+                .state_dir
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+            sync: raw.sync,
+            guard: raw.guard,
+            infrastructure,
+            path: Some(path),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, PathBuf::from("test.toml"))
+    }
+
+    #[test]
+    fn full_file() {
+        let c = parse(
+            r#"
+router = "hub-1"
+interfaces = ["veth0", "veth1"]
+database = "sqlite:///tmp/x.db"
+mode = "generic"
+state_dir = "/tmp/state"
+[sync]
+poll_ms = 50
+[guard]
+max_removed_share = 0.25
+[[infrastructure]]
+prefix = "192.0.2.0/28"
+protocol = "tcp"
+ports = "179"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.router, "hub-1");
+        assert_eq!(c.interfaces, ["veth0", "veth1"]);
+        assert_eq!(c.database.as_deref(), Some("sqlite:///tmp/x.db"));
+        assert_eq!(c.sync.poll_ms, 50);
+        assert_eq!(c.sync.reconcile_s, 300);
+        assert!(c.guard.enabled);
+        assert!((c.guard.max_removed_share - 0.25).abs() < 1e-9);
+        assert_eq!(c.infrastructure.len(), 1);
+        assert_eq!(c.infrastructure[0].prefix.to_string(), "192.0.2.0/28");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = parse("routr = \"x\"").unwrap_err().to_string();
+        assert!(e.contains("routr"), "{e}");
+        let e = parse("[guard]\nmax_removed_share = 2.0")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("guard.max_removed_share"), "{e}");
+        let e = parse("mode = \"fast\"").unwrap_err().to_string();
+        assert!(e.contains("mode"), "{e}");
+        let e = parse("[[infrastructure]]\nprefix = \"192.0.2.0/33\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("infrastructure[0]"), "{e}");
+    }
+
+    #[test]
+    fn missing_default_file_means_defaults_but_named_file_must_exist() {
+        assert!(Config::load(Some(Path::new("/nonexistent/sdn.toml"))).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sdn.toml");
+        std::fs::write(&p, "router = \"r9\"\n").unwrap();
+        assert_eq!(Config::load(Some(&p)).unwrap().router, "r9");
+    }
+}
