@@ -102,6 +102,11 @@ impl Tracker {
         moved
     }
 
+    /// Whether `id` has a baseline.
+    pub fn knows(&self, id: u32) -> bool {
+        self.previous.contains_key(&id)
+    }
+
     /// Recent traffic of one agreement as of `now`.
     pub fn traffic(&self, id: u32, now: DateTime<Utc>) -> Traffic {
         let mut t = Traffic {

@@ -14,6 +14,10 @@
 //! poll_ms = 100                           # revision check (PostgreSQL also wakes on NOTIFY)
 //! reconcile_s = 300                       # full re-apply that repairs drift
 //!
+//! [maps]                                  # map sizes, fixed when the maps are created
+//! agreements = 1048576
+//! rules = 4194304
+//!
 //! [guard]                                 # the blast-radius guard
 //! enabled = true
 //! active_hours = 24                       # "carried traffic recently"
@@ -29,7 +33,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::policy::{InfraEntry, PolicyError, parse_toml};
+use crate::{
+    dataplane::Capacities,
+    policy::{InfraEntry, PolicyError, parse_toml},
+};
 
 /// The default configuration file.
 pub const DEFAULT_PATH: &str = "/etc/sdn/sdn.toml";
@@ -114,6 +121,48 @@ impl Default for SyncConfig {
     }
 }
 
+/// Map sizes, fixed when the maps are first created (pinned maps keep theirs). A policy that
+/// does not fit is refused whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MapsConfig {
+    /// Counter slots (agreements in force).
+    pub agreements: u32,
+    /// Flow-table entries.
+    pub flows: u32,
+    /// Fragment-table entries.
+    pub fragments: u32,
+    /// Prefix entries (both policy generations).
+    pub prefixes: u32,
+    /// Rule entries (both policy generations).
+    pub rules: u32,
+}
+
+impl Default for MapsConfig {
+    fn default() -> Self {
+        let c = Capacities::default();
+        Self {
+            agreements: c.slots,
+            flows: c.flows,
+            fragments: c.fragments,
+            prefixes: c.prefixes,
+            rules: c.rules,
+        }
+    }
+}
+
+impl From<MapsConfig> for Capacities {
+    fn from(m: MapsConfig) -> Self {
+        Self {
+            slots: m.agreements,
+            flows: m.flows,
+            fragments: m.fragments,
+            prefixes: m.prefixes,
+            rules: m.rules,
+        }
+    }
+}
+
 /// The file as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -129,6 +178,8 @@ struct RawConfig {
     sync: SyncConfig,
     #[serde(default)]
     guard: GuardConfig,
+    #[serde(default)]
+    maps: MapsConfig,
     #[serde(default)]
     infrastructure: Vec<toml::Value>,
 }
@@ -154,6 +205,8 @@ pub struct Config {
     pub sync: SyncConfig,
     /// Blast-radius guard.
     pub guard: GuardConfig,
+    /// Map sizes.
+    pub maps: MapsConfig,
     /// This router's infrastructure allow list (added to the database's).
     pub infrastructure: Vec<InfraEntry>,
 }
@@ -182,6 +235,7 @@ impl Default for Config {
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             sync: SyncConfig::default(),
             guard: GuardConfig::default(),
+            maps: MapsConfig::default(),
             infrastructure: Vec::new(),
         }
     }
@@ -227,6 +281,10 @@ impl Config {
                 "must be between 0 and 1",
             ));
         }
+        let m = raw.maps;
+        if [m.agreements, m.flows, m.fragments, m.prefixes, m.rules].contains(&0) {
+            return Err(value_err("maps", "sizes must be at least 1"));
+        }
         if raw.sync.poll_ms == 0 {
             return Err(value_err("sync.poll_ms", "must be at least 1"));
         }
@@ -270,6 +328,7 @@ impl Config {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
             sync: raw.sync,
             guard: raw.guard,
+            maps: raw.maps,
             infrastructure,
             path: Some(path),
         })

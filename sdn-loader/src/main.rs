@@ -159,6 +159,15 @@ enum Command {
         /// How often to sample per-agreement activity, in milliseconds (default 60000).
         #[arg(long, default_value_t = 60_000)]
         activity_ms: u64,
+        /// Counter slots (agreements in force) when the maps are created.
+        #[arg(long)]
+        max_agreements: Option<u32>,
+        /// Prefix entries (both generations) when the maps are created.
+        #[arg(long)]
+        max_prefixes: Option<u32>,
+        /// Rule entries (both generations) when the maps are created.
+        #[arg(long)]
+        max_rules: Option<u32>,
     },
     /// Show what the next sync would add and remove on this router, and the traffic of the
     /// agreements that would lose access.
@@ -364,7 +373,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             guard_max_removed_share,
             guard_active_hours,
             activity_ms,
+            max_agreements,
+            max_prefixes,
+            max_rules,
         } => {
+            let mut maps = config.maps;
+            maps.agreements = max_agreements.unwrap_or(maps.agreements).max(1);
+            maps.prefixes = max_prefixes.unwrap_or(maps.prefixes).max(1);
+            maps.rules = max_rules.unwrap_or(maps.rules).max(1);
             let ifaces = if ifaces.is_empty() {
                 config.interfaces.clone()
             } else {
@@ -414,7 +430,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     "give --policy FILE or --db URL (or `database` in the configuration file)"
                 ),
             };
-            run_attach(&ifaces, &source, mode, &pin_dir, netns.as_deref())
+            run_attach(
+                &ifaces,
+                &source,
+                mode,
+                &pin_dir,
+                netns.as_deref(),
+                maps.into(),
+            )
         }
         Command::Plan { db, fleet, json } => {
             let (router, state_dir) = config.fleet(fleet);
@@ -537,6 +560,7 @@ fn run_attach(
     mode: Mode,
     pin_dir: &Path,
     netns: Option<&str>,
+    caps: Capacities,
 ) -> Result<ExitCode> {
     // Validate and compile a policy file before touching anything: a bad file changes nothing.
     let date = today(None);
@@ -551,8 +575,7 @@ fn run_attach(
     attach::check_bpffs(pin_dir)?;
     // A data plane already running from these pins keeps its policy until the new one is in.
     let was_running = pin_dir.join(sdn_loader::paths::PROGRAM_PIN).exists();
-    let mut dp = Dataplane::load_pinned(Capacities::default(), pin_dir)
-        .context("loading the XDP program")?;
+    let mut dp = Dataplane::load_pinned(caps, pin_dir).context("loading the XDP program")?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

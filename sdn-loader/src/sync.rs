@@ -132,6 +132,8 @@ pub struct Follower {
     tracker: Tracker,
     /// Provisioning rows as last written.
     written: BTreeMap<u32, Provision>,
+    /// When a revision last went in force.
+    last_sync: Option<DateTime<Utc>>,
 }
 
 impl Follower {
@@ -224,6 +226,23 @@ impl Follower {
         self.rules = Some(new_rules);
         self.refused = None;
         self.held = None;
+        self.last_sync = Some(Utc::now());
+        // Agreements new to the tracker start from their counters as they are now, right
+        // after the apply, so that their first packets count as recent traffic.
+        let fresh: BTreeMap<u32, u32> = dp
+            .slots()
+            .iter()
+            .filter(|(id, _)| !self.tracker.knows(**id))
+            .map(|(id, slot)| (*id, *slot))
+            .collect();
+        if !fresh.is_empty() {
+            match dp.maps().counters_of(&fresh) {
+                Ok(c) => {
+                    self.tracker.sample(&c, Utc::now());
+                }
+                Err(e) => tracing::warn!("cannot read the counters for activity: {e}"),
+            }
+        }
         Ok(Step::Applied(applied))
     }
 
@@ -297,7 +316,6 @@ impl Follower {
         db: &Db,
         opts: &SyncOptions,
         seen: Option<u64>,
-        last_sync: Option<DateTime<Utc>>,
     ) -> Result<(), DbError> {
         let now = Utc::now();
         let (state, error) = if let Some((_, reasons, _)) = &self.held {
@@ -325,7 +343,7 @@ impl Follower {
             name: opts.router.clone(),
             state: state.to_owned(),
             applied_revision: self.applied.map(|a| a.revision),
-            last_sync: last_sync.map(crate::db::time_text),
+            last_sync: self.last_sync.map(crate::db::time_text),
             seen_revision: seen,
             held_revision: self.held.as_ref().map(|h| h.0),
             error,
@@ -382,7 +400,6 @@ pub fn follow(
     let mut f: Option<Follower> = resume;
     let mut last_ok = Instant::now();
     let mut last_full = Instant::now();
-    let mut last_sync: Option<DateTime<Utc>> = None;
     let mut last_activity: Option<Instant> = None;
     let mut backoff = opts.poll;
     let mut announced_hold: Option<u64> = None;
@@ -427,7 +444,6 @@ pub fn follow(
             Ok(Step::Applied(a)) => {
                 tracing::info!(revision = a.revision, date = %a.date, "applied revision {} of the agreement database", a.revision);
                 last_full = Instant::now();
-                last_sync = Some(Utc::now());
                 announced_hold = None;
                 write = true;
             }
@@ -468,7 +484,7 @@ pub fn follow(
         }
         if write {
             let seen = rt.block_on(handle.revision()).ok();
-            if let Err(e) = rt.block_on(fol.write_status(handle, opts, seen, last_sync)) {
+            if let Err(e) = rt.block_on(fol.write_status(handle, opts, seen)) {
                 tracing::warn!("cannot write the provisioning status: {e}");
             }
         }

@@ -7,166 +7,29 @@
 
 mod support;
 
-use std::{
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    thread::sleep,
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
-use support::netns::{is_root, run_ok, workspace_root};
-
-const LOADER: &str = env!("CARGO_BIN_EXE_sdn-loader");
-
-struct Guard {
-    prefix: String,
-    pin_dir: PathBuf,
-    tmp: PathBuf,
-    child: Option<Child>,
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let hub = format!("{}-hub", self.prefix);
-        let _ = Command::new(LOADER)
-            .args([
-                "detach",
-                "--netns",
-                &hub,
-                "--iface",
-                &format!("{}hc", self.prefix),
-                "--iface",
-                &format!("{}hs", self.prefix),
-            ])
-            .arg("--pin-dir")
-            .arg(&self.pin_dir)
-            .arg("--purge")
-            .output();
-        let _ = std::fs::remove_dir_all(&self.pin_dir);
-        let _ = Command::new("bash")
-            .arg(workspace_root().join("scripts/topology.sh"))
-            .args(["down", &self.prefix])
-            .output();
-        let _ = std::fs::remove_dir_all(&self.tmp);
-    }
-}
-
-fn loader(args: &[&str]) -> String {
-    run_ok(Command::new(LOADER).args(args))
-}
+use support::daemon::{Hub, loader, ping_from, router_status, wait_for};
+use support::netns::{is_root, workspace_root};
 
 fn ping(prefix: &str, dst: &str) -> bool {
-    Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &format!("{prefix}-client"),
-            "ping",
-            "-c",
-            "1",
-            "-W",
-            "1",
-            dst,
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn forward_packets(pin_dir: &Path, agreement: u64) -> Option<u64> {
-    let out = run_ok(
-        Command::new(LOADER)
-            .arg("stats")
-            .arg("--pin-dir")
-            .arg(pin_dir)
-            .arg("--json"),
-    );
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    v["agreements"]
-        .as_array()?
-        .iter()
-        .find(|a| a["agreement"] == agreement)
-        .and_then(|a| a["forward_packets"].as_u64())
-}
-
-/// `sdn-loader run --db URL` on the hub's two interfaces, output to `log`.
-fn spawn_run(url: &str, prefix: &str, pin_dir: &Path, log: &Path) -> Child {
-    let hub = format!("{prefix}-hub");
-    let (hc, hs) = (format!("{prefix}hc"), format!("{prefix}hs"));
-    let log_file = std::fs::File::create(log).unwrap();
-    Command::new(LOADER)
-        .args([
-            "run",
-            "--db",
-            url,
-            "--netns",
-            &hub,
-            "--iface",
-            &hc,
-            "--iface",
-            &hs,
-            "--poll-ms",
-            "50",
-            "--router",
-            "sync-test",
-            "--guard-active-hours",
-            "1",
-        ])
-        .arg("--state-dir")
-        .arg(log.parent().unwrap().join("state"))
-        .arg("--pin-dir")
-        .arg(pin_dir)
-        .stdout(log_file.try_clone().unwrap())
-        .stderr(log_file)
-        .spawn()
-        .unwrap()
-}
-
-fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
-    let t0 = Instant::now();
-    while !f() {
-        assert!(
-            t0.elapsed() < limit,
-            "{what} did not happen within {limit:?}"
-        );
-        sleep(Duration::from_millis(20));
-    }
-    t0.elapsed()
+    ping_from(prefix, None, dst)
 }
 
 #[test]
 fn follows_the_database_and_fails_static() {
     assert!(is_root(), "this test needs root");
     let prefix = format!("sy{:x}", std::process::id());
-    let tmp = std::env::temp_dir().join(format!("sdn-{prefix}"));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).unwrap();
-    let mut g = Guard {
-        pin_dir: PathBuf::from(format!("/sys/fs/bpf/{prefix}")),
-        prefix: prefix.clone(),
-        tmp: tmp.clone(),
-        child: None,
-    };
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().to_path_buf();
+    let mut g = Hub::up(&prefix, &tmp);
+    g.args = vec!["--guard-active-hours".to_owned(), "1".to_owned()];
     let db_path = tmp.join("sdn.db");
     let url = format!("sqlite://{}", db_path.display());
     let policy = workspace_root().join("examples/demo-policy.toml");
     loader(&["db", "--db", &url, "import", policy.to_str().unwrap()]);
-    run_ok(
-        Command::new("bash")
-            .arg(workspace_root().join("scripts/topology.sh"))
-            .args(["up", &prefix]),
-    );
-
-    let hs = format!("{prefix}hs");
-    g.child = Some(spawn_run(&url, &prefix, &g.pin_dir, &tmp.join("run.log")));
-    wait_for("attach", Duration::from_secs(20), || {
-        g.pin_dir.join("links").join(&hs).exists()
-    });
+    g.spawn(&url, "sync-test");
+    g.wait_attached();
     wait_for("an allowed ping", Duration::from_secs(5), || {
         ping(&prefix, "203.0.113.10")
     });
@@ -250,26 +113,23 @@ fn follows_the_database_and_fails_static() {
     wait_for("the new agreement", Duration::from_secs(5), || {
         ping(&prefix, "203.0.113.10")
     });
-    let before = forward_packets(&g.pin_dir, 1004).expect("agreement 1004 in force");
+    let before = g.forward_packets(1004).expect("agreement 1004 in force");
 
     // kill -9 the loader and take the database away: the data plane keeps the last policy
     // and keeps counting.
-    let mut c = g.child.take().unwrap();
-    c.kill().unwrap();
-    c.wait().unwrap();
+    g.kill();
     std::fs::rename(&db_path, tmp.join("gone.db")).unwrap();
     assert!(
         ping(&prefix, "203.0.113.10"),
         "the last policy must stay in force after the loader died"
     );
     assert!(!ping(&prefix, "203.0.113.20"));
-    let after = forward_packets(&g.pin_dir, 1004).unwrap();
+    let after = g.forward_packets(1004).unwrap();
     assert!(after > before, "counters must go on: {before} -> {after}");
 
     // A restarted loader with the database still gone re-attaches to the pins and keeps the
     // policy in force (fail-static), counters not reset.
-    g.child = Some(spawn_run(&url, &prefix, &g.pin_dir, &tmp.join("run2.log")));
-    let run2 = tmp.join("run2.log");
+    let run2 = g.spawn(&url, "sync-test");
     wait_for(
         "the restarted loader to report the database unreachable",
         Duration::from_secs(10),
@@ -284,7 +144,7 @@ fn follows_the_database_and_fails_static() {
         "restart without database must keep the policy"
     );
     assert!(
-        forward_packets(&g.pin_dir, 1004).unwrap() > after,
+        g.forward_packets(1004).unwrap() > after,
         "counters must not be reset by a restart"
     );
     // The database comes back: the loader picks it up and syncs.
@@ -308,4 +168,63 @@ fn follows_the_database_and_fails_static() {
         Duration::from_secs(40),
         || !ping(&prefix, "203.0.113.10"),
     );
+}
+
+/// A revision whose policy does not fit the maps is refused whole: the policy in force stays,
+/// the router's status says failed with the reason, and a later revision that fits is applied.
+#[test]
+fn a_policy_that_does_not_fit_is_refused_whole() {
+    assert!(is_root(), "this test needs root");
+    let prefix = format!("sf{:x}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let mut g = Hub::up(&prefix, dir.path());
+    // The demo needs 5 prefix entries; 12 leave room for it and a like-sized change only.
+    g.args = vec!["--max-prefixes".to_owned(), "12".to_owned()];
+    let url = format!("sqlite://{}", dir.path().join("sdn.db").display());
+    let demo = workspace_root().join("examples/demo-policy.toml");
+    loader(&["db", "--db", &url, "import", demo.to_str().unwrap()]);
+    g.spawn(&url, "small");
+    g.wait_attached();
+    wait_for("an allowed ping", Duration::from_secs(5), || {
+        ping(&prefix, "203.0.113.10")
+    });
+
+    // One revision adding a client with ten prefixes (and an agreement for it).
+    let prefixes: Vec<String> = (0..10)
+        .map(|i| format!("\"192.0.2.{}/28\"", i * 16))
+        .collect();
+    let bigger = format!(
+        "{}\n[[client]]\nid = \"extra\"\norganisation = \"rsyd\"\nprefixes = [{}]\n\n\
+         [[agreement]]\nid = 2001\nclient = \"extra\"\nservice = \"fmk\"\nstate = \"approved\"\n",
+        std::fs::read_to_string(&demo).unwrap(),
+        prefixes.join(", ")
+    );
+    let bigger_path = dir.path().join("bigger.toml");
+    std::fs::write(&bigger_path, bigger).unwrap();
+    loader(&["db", "--db", &url, "import", bigger_path.to_str().unwrap()]);
+    wait_for("the refusal", Duration::from_secs(5), || {
+        router_status(&url, "small")["state"] == "failed"
+    });
+    let r = router_status(&url, "small");
+    let error = r["error"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        error.contains("does not fit") && error.contains("PREFIXES"),
+        "the error must say which map is full: {r}"
+    );
+    assert_eq!(
+        r["applied_revision"], 1,
+        "the old policy stays in force: {r}"
+    );
+    assert!(
+        ping(&prefix, "203.0.113.10"),
+        "the policy in force must keep working after a refused revision"
+    );
+
+    // Back to the demo (a new revision that fits): applied, in sync again.
+    loader(&["db", "--db", &url, "import", demo.to_str().unwrap()]);
+    wait_for("the next revision", Duration::from_secs(5), || {
+        let r = router_status(&url, "small");
+        r["state"] == "in-sync" && r["applied_revision"] == 3
+    });
+    assert!(ping(&prefix, "203.0.113.10"));
 }

@@ -9,6 +9,7 @@
     clippy::expect_used
 )]
 
+pub mod daemon;
 pub mod r#gen;
 pub mod netns;
 pub mod oracle;
