@@ -79,22 +79,44 @@ pub enum AttachError {
     Dataplane(#[from] crate::dataplane::DataplaneError),
 }
 
-/// Moves this (single-threaded) process into the named network namespace (`ip netns` name).
-/// Only the network namespace changes: pins still go to the host's bpffs.
-pub fn enter_netns(name: &str) -> Result<(), AttachError> {
+/// The network namespace the calling thread was in before [`enter_netns`]; it goes back
+/// there when this is dropped.
+#[derive(Debug)]
+pub struct NetnsGuard {
+    original: File,
+}
+
+impl Drop for NetnsGuard {
+    fn drop(&mut self) {
+        // SAFETY: setns on a namespace file descriptor we own.
+        if unsafe { libc::setns(self.original.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+            tracing::warn!(
+                "cannot return to the original network namespace: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+}
+
+/// Moves the calling thread into the named network namespace (`ip netns` name) until the
+/// returned guard is dropped. Only the network namespace changes: pins still go to the host's
+/// bpffs. Interfaces are looked up and links created inside; sockets (the database) must be
+/// opened outside, where the host's addresses are.
+pub fn enter_netns(name: &str) -> Result<NetnsGuard, AttachError> {
     let path = Path::new(paths::NETNS_DIR).join(name);
     let err = |source| AttachError::Netns {
         name: name.to_owned(),
         path: path.clone(),
         source,
     };
+    let original = File::open("/proc/thread-self/ns/net").map_err(err)?;
     let f = File::open(&path).map_err(err)?;
-    // SAFETY: setns on a namespace file descriptor we own; no other threads exist yet.
+    // SAFETY: setns on a namespace file descriptor we own; it changes this thread only.
     let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
     if rc != 0 {
         return Err(err(std::io::Error::last_os_error()));
     }
-    Ok(())
+    Ok(NetnsGuard { original })
 }
 
 /// Checks that every interface exists (before anything is loaded or pinned).

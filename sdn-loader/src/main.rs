@@ -285,7 +285,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SDN_LOG")
-                .unwrap_or_else(|_| "info".into()),
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -568,10 +568,11 @@ fn run_attach(
         Source::File(path) => Some((path, compile(&load_policy(path)?, date)?)),
         Source::Db { .. } => None,
     };
-    if let Some(ns) = netns {
-        attach::enter_netns(ns)?;
+    {
+        let _ns = netns.map(attach::enter_netns).transpose()?;
+        attach::check_interfaces(ifaces)?;
     }
-    attach::check_interfaces(ifaces)?;
+    // Back in the host's namespace: the database is reached from there.
     attach::check_bpffs(pin_dir)?;
     // A data plane already running from these pins keeps its policy until the new one is in.
     let was_running = pin_dir.join(sdn_loader::paths::PROGRAM_PIN).exists();
@@ -611,7 +612,10 @@ fn run_attach(
         Mode::Generic => XdpMode::Skb,
     };
     for iface in ifaces {
-        let how = attach::attach(&mut dp, pin_dir, iface, xdp_mode)?;
+        let how = {
+            let _ns = netns.map(attach::enter_netns).transpose()?;
+            attach::attach(&mut dp, pin_dir, iface, xdp_mode)?
+        };
         let what = match how {
             Attached::New => "attached",
             Attached::Replaced => "replaced the program in the existing link of",
@@ -642,9 +646,7 @@ const fn mode_name(m: Mode) -> &'static str {
 }
 
 fn detach(ifaces: &[String], pin_dir: &Path, netns: Option<&str>, purge: bool) -> Result<ExitCode> {
-    if let Some(ns) = netns {
-        attach::enter_netns(ns)?;
-    }
+    let _ns = netns.map(attach::enter_netns).transpose()?;
     let mut code = ExitCode::SUCCESS;
     for iface in ifaces {
         if attach::detach(pin_dir, iface)? {

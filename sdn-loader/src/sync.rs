@@ -395,6 +395,9 @@ pub fn follow(
     once: bool,
     resume: Option<Follower>,
 ) -> Option<Follower> {
+    // The LISTEN connection and the pool clean up through tasks when dropped: keep the
+    // runtime current for the whole loop.
+    let _rt = rt.enter();
     let mut db: Option<Db> = None;
     let mut listener: Option<sqlx::postgres::PgListener> = None;
     let mut f: Option<Follower> = resume;
