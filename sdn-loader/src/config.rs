@@ -11,7 +11,7 @@
 //! state_dir = "/var/lib/sdn"
 //!
 //! [sync]
-//! poll_ms = 100                           # revision check (PostgreSQL also wakes on NOTIFY)
+//! poll_ms = 50                            # revision check (PostgreSQL also wakes on NOTIFY)
 //! reconcile_s = 300                       # full re-apply that repairs drift
 //!
 //! [maps]                                  # map sizes, fixed when the maps are created
@@ -115,7 +115,7 @@ pub struct SyncConfig {
 impl Default for SyncConfig {
     fn default() -> Self {
         Self {
-            poll_ms: 100,
+            poll_ms: 50,
             reconcile_s: 300,
         }
     }

@@ -217,6 +217,11 @@ pub struct Dataplane {
     caps: Capacities,
     /// Agreement id -> counter slot (recovered from the rules in force when re-using pins).
     slots: BTreeMap<u32, u32>,
+    /// Entries (prefixes, rules) of the generation in force, when this instance wrote it;
+    /// `None`: count them in the maps.
+    live: Option<(usize, usize)>,
+    /// Whether this instance emptied the inactive generation itself (no leftovers to clear).
+    next_clean: bool,
 }
 
 const ALL_MAPS: [&str; 12] = [
@@ -319,6 +324,8 @@ impl Dataplane {
             maps,
             caps,
             slots: BTreeMap::new(),
+            live: None,
+            next_clean: false,
         };
         dp.caps.slots = dp.maps.counters.len();
         if dp.config()?.flow_timeout == 0 {
@@ -518,9 +525,16 @@ impl Dataplane {
         let cfg = self.config()?;
         let active = (cfg.active_generation & 1) as u8;
         let next = active ^ 1;
-        // Leftovers of an interrupted apply.
-        self.delete_generation(next)?;
-        let (live_p, live_r) = self.count_generation(active)?;
+        // Leftovers of an interrupted apply (or of another loader on these pins). This
+        // instance knows when there are none, which keeps a change's path to the switch short.
+        if !self.next_clean {
+            self.delete_generation(next)?;
+            self.next_clean = true;
+        }
+        let (live_p, live_r) = match self.live {
+            Some(c) => c,
+            None => self.count_generation(active)?,
+        };
         let need_p = compiled.prefixes.len();
         let need_r = compiled.rule_entries();
         if live_p + need_p > self.caps.prefixes as usize {
@@ -540,16 +554,19 @@ impl Dataplane {
             });
         }
         let slots = self.assign_slots(&compiled.agreements)?;
+        self.next_clean = false;
         if let Err(e) = self.write_generation(compiled, next, &slots) {
             // Best effort: the inactive generation is never read, and the next apply clears it.
-            let _ = self.delete_generation(next);
+            self.next_clean = self.delete_generation(next).is_ok();
             return Err(e);
         }
         let mut new_cfg = cfg;
         new_cfg.active_generation = u32::from(next);
         self.set_config(new_cfg)?;
         self.slots = slots;
+        self.live = Some((need_p, need_r));
         self.delete_generation(active)?;
+        self.next_clean = true;
         Ok(ApplyReport {
             generation: u32::from(next),
             prefixes: need_p,

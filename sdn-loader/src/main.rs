@@ -132,7 +132,7 @@ enum Command {
         /// With --db: sync once and exit.
         #[arg(long)]
         once: bool,
-        /// With --db: how often to check the revision, in milliseconds (default 100;
+        /// With --db: how often to check the revision, in milliseconds (default 50;
         /// PostgreSQL also wakes at once on NOTIFY).
         #[arg(long)]
         poll_ms: Option<u64>,

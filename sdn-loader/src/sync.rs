@@ -58,7 +58,7 @@ pub struct SyncOptions {
 impl Default for SyncOptions {
     fn default() -> Self {
         Self {
-            poll: Duration::from_millis(100),
+            poll: Duration::from_millis(50),
             reconcile: Duration::from_secs(300),
             max_backoff: Duration::from_secs(30),
             router: crate::config::hostname(),
@@ -190,19 +190,22 @@ impl Follower {
         if !force && (current || refused || (held && !confirmed)) {
             return Ok(Step::Unchanged);
         }
+        let t0 = Instant::now();
         let (revision, policy) = db.export_with_revision().await?;
+        let t_export = t0.elapsed();
         let policy = effective(policy, &opts.infrastructure);
         let compiled = match compile(&policy, today) {
             Ok(c) => c,
             Err(e) => return Ok(self.refuse(revision, e.to_string())),
         };
+        let t_compile = t0.elapsed();
         let new_rules = rules(&policy, today);
-        if self.rules.is_some() && opts.guard.enabled {
-            // Traffic up to this moment counts as recent.
-            self.sample_activity(dp);
-        }
         if let Some(old) = &self.rules {
             let plan = Plan::between(old, &new_rules);
+            if opts.guard.enabled && !plan.removed.is_empty() {
+                // Traffic of the agreements that would lose access, up to this moment.
+                self.sample_some(dp, &plan.removed);
+            }
             let now = Utc::now();
             let reasons = judge(&plan, &self.tracker.all(now), &opts.guard, now);
             if !reasons.is_empty() && !db.confirmed(&opts.router, revision).await? {
@@ -210,9 +213,17 @@ impl Follower {
                 return Ok(Step::Held { revision, reasons });
             }
         }
+        let t_guard = t0.elapsed();
         if let Err(e) = dp.apply(&compiled) {
             return Ok(self.refuse(revision, e.to_string()));
         }
+        tracing::debug!(
+            ?t_export,
+            ?t_compile,
+            ?t_guard,
+            t_apply = ?t0.elapsed(),
+            "sync step timings (cumulative)"
+        );
         if let Some(dir) = &opts.state_dir
             && let Err(e) = state::save(dir, revision, &policy)
         {
@@ -229,19 +240,14 @@ impl Follower {
         self.last_sync = Some(Utc::now());
         // Agreements new to the tracker start from their counters as they are now, right
         // after the apply, so that their first packets count as recent traffic.
-        let fresh: BTreeMap<u32, u32> = dp
+        let fresh: Vec<u32> = dp
             .slots()
-            .iter()
-            .filter(|(id, _)| !self.tracker.knows(**id))
-            .map(|(id, slot)| (*id, *slot))
+            .keys()
+            .filter(|id| !self.tracker.knows(**id))
+            .copied()
             .collect();
         if !fresh.is_empty() {
-            match dp.maps().counters_of(&fresh) {
-                Ok(c) => {
-                    self.tracker.sample(&c, Utc::now());
-                }
-                Err(e) => tracing::warn!("cannot read the counters for activity: {e}"),
-            }
+            self.sample_some(dp, &fresh);
         }
         Ok(Step::Applied(applied))
     }
@@ -249,6 +255,20 @@ impl Follower {
     fn refuse(&mut self, revision: u64, error: String) -> Step {
         self.refused = Some((revision, error.clone()));
         Step::Refused { revision, error }
+    }
+
+    /// Samples the activity of some agreements.
+    fn sample_some(&mut self, dp: &Dataplane, ids: &[u32]) {
+        let slots: BTreeMap<u32, u32> = ids
+            .iter()
+            .filter_map(|id| dp.slots().get(id).map(|s| (*id, *s)))
+            .collect();
+        match dp.maps().counters_of(&slots) {
+            Ok(c) => {
+                self.tracker.sample(&c, Utc::now());
+            }
+            Err(e) => tracing::warn!("cannot read the counters for activity: {e}"),
+        }
     }
 
     /// Samples traffic activity from the data plane's counters.
@@ -496,7 +516,10 @@ pub fn follow(
         }
         last_ok = Instant::now();
         backoff = opts.poll;
-        rt.block_on(wait_for_change(&mut listener, opts.poll));
+        // After a change, look again at once: another may have been committed meanwhile.
+        if matches!(result, Ok(Step::Unchanged)) {
+            rt.block_on(wait_for_change(&mut listener, opts.poll));
+        }
     }
     f
 }
