@@ -7,6 +7,8 @@ pub mod compile;
 pub mod dataplane;
 pub mod db;
 pub mod explain;
+pub mod http;
+pub mod kpi;
 pub mod paths;
 pub mod policy;
 pub mod probe;

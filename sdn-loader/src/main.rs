@@ -26,6 +26,7 @@ use sdn_loader::{
 use serde::Serialize;
 
 mod dbcli;
+mod kpicli;
 
 #[derive(Parser)]
 #[command(
@@ -127,6 +128,9 @@ enum Command {
         /// Enter this network namespace (`ip netns` name) first.
         #[arg(long)]
         netns: Option<String>,
+        /// With --db: KPI collection and the read-only HTTP server.
+        #[command(flatten)]
+        kpi: kpicli::DaemonKpi,
     },
     /// Detach the program from an interface.
     Detach {
@@ -167,6 +171,14 @@ enum Command {
         request_id: Option<String>,
         #[command(subcommand)]
         command: dbcli::DbCommand,
+    },
+    /// Per-agreement traffic KPIs: queries, monthly report, HTML report, collector, HTTP.
+    Kpi {
+        /// Database URL (as for `db`).
+        #[arg(long, default_value = sdn_loader::db::DEFAULT_URL)]
+        db: String,
+        #[command(subcommand)]
+        command: kpicli::KpiCommand,
     },
     /// Check what the data plane needs from this kernel.
     Probe {
@@ -264,6 +276,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             mode,
             pin_dir,
             netns,
+            kpi,
         } => {
             let source = match (policy, db) {
                 (Some(p), _) => Source::File(p),
@@ -274,7 +287,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 },
                 (None, None) => bail!("give --policy FILE or --db URL"),
             };
-            run_attach(&ifaces, &source, mode, &pin_dir, netns.as_deref())
+            run_attach(&ifaces, &source, mode, &pin_dir, netns.as_deref(), &kpi)
         }
         Command::Detach {
             ifaces,
@@ -291,6 +304,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             request_id,
             command,
         } => dbcli::run(&db, &actor, request_id, command),
+        Command::Kpi { db, command } => kpicli::run(&db, command, &STOP),
     }
 }
 
@@ -379,6 +393,7 @@ fn run_attach(
     mode: Mode,
     pin_dir: &Path,
     netns: Option<&str>,
+    kpi: &kpicli::DaemonKpi,
 ) -> Result<ExitCode> {
     // Validate and compile a policy file before touching anything: a bad file changes nothing.
     let date = today(None);
@@ -451,9 +466,20 @@ fn run_attach(
             poll: *poll,
             ..Default::default()
         };
+        // KPIs: collector and HTTP server in their own thread while following.
+        let kpi_thread = if *once {
+            None
+        } else {
+            Some(kpicli::start_daemon(url, pin_dir, kpi, &STOP)?)
+        };
         if !*once || was_running {
             // With --once on a running data plane, one sync; otherwise follow until stopped.
             sdn_loader::sync::follow(&rt, url, &mut dp, opts, &STOP, *once);
+        }
+        if let Some(t) = kpi_thread {
+            // The collector makes a last pass when it sees STOP.
+            STOP.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = t.join();
         }
         tracing::info!("stopped following {url}; the data plane keeps the policy in force");
     }
