@@ -239,16 +239,19 @@ fn kpis_equal_traffic_across_restart_and_policy_change() {
         "--state",
         "approved",
     ]);
-    wait_for("1004 in force", Duration::from_secs(10), || {
-        loader(&["stats", "--pin-dir", g.pin_dir.to_str().unwrap(), "--json"])
-            .contains("\"agreement\": 1004")
-    });
+    // 1004 covers the same traffic as 1001, so no rule names it (the lowest id wins) and
+    // `stats` cannot show when it is applied: give the 50 ms poll ample time.
+    sleep(Duration::from_secs(1));
     assert_eq!(ping(&prefix, "203.0.113.10", 2), 2);
     loader(&["db", "--db", &url, "agreement", "revoke", "1001"]);
-    wait_for("1001 revoked", Duration::from_secs(10), || {
-        !loader(&["stats", "--pin-dir", g.pin_dir.to_str().unwrap(), "--json"])
-            .contains("\"agreement\": 1001")
-    });
+    wait_for(
+        "1001 revoked, 1004 in its place",
+        Duration::from_secs(10),
+        || {
+            let s = loader(&["stats", "--pin-dir", g.pin_dir.to_str().unwrap(), "--json"]);
+            !s.contains("\"agreement\": 1001") && s.contains("\"agreement\": 1004")
+        },
+    );
     assert_eq!(ping(&prefix, "203.0.113.10", 4), 4);
     expect.insert(1001, add(expect[&1001], pings(2, 1)));
     expect.insert(1004, pings(4, 1));
