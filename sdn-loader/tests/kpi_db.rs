@@ -725,3 +725,18 @@ fn html_report_renders_in_headless_chromium() {
         png.len()
     );
 }
+
+#[test]
+fn zabbix_template_uses_only_exported_metrics() {
+    let text =
+        std::fs::read_to_string(workspace_root().join("docs/zabbix/sdn-filter-template.yaml"))
+            .unwrap();
+    let names = names_in(&text);
+    assert!(names.len() >= 10, "{names:?}");
+    for n in &names {
+        assert!(METRIC_NAMES.contains(&n.as_str()), "{n} is not exported");
+    }
+    // The discovery rule reads the endpoint the server has, with the macro the prototypes use.
+    assert!(text.contains("/api/v1/zabbix/discovery"));
+    assert!(text.contains("agreement=\"{#AGREEMENT}\""));
+}
