@@ -350,7 +350,28 @@ pub(crate) fn start_daemon(
         .name("kpi".into())
         .spawn(move || {
             let run = async {
-                let store = KpiStore::open(&url).await?;
+                // The database may be unreachable when the daemon starts (the data plane
+                // runs fail-static): retry until it is there or the daemon stops.
+                let mut logged = false;
+                let store = loop {
+                    match KpiStore::open(&url).await {
+                        Ok(s) => break s,
+                        Err(e) => {
+                            if !logged {
+                                tracing::warn!(
+                                    "KPIs wait for the database (retrying every 5 s): {e:#}"
+                                );
+                                logged = true;
+                            }
+                            for _ in 0..50 {
+                                if stop.load(Ordering::Relaxed) {
+                                    return anyhow::Ok(());
+                                }
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
+                        }
+                    }
+                };
                 // A server that cannot start (address in use) is logged; collection goes on.
                 let server = if opts.listen == "off" {
                     None

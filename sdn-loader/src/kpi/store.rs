@@ -126,12 +126,14 @@ pub struct KpiStore {
 }
 
 impl KpiStore {
-    /// Opens (and migrates) the database at `url`.
+    /// Opens (and migrates) the database at `url`. An SQLite file must exist: the KPI side
+    /// never creates an agreement database (a mistyped path, or a file moved away while the
+    /// daemon runs, must not be replaced by an empty one).
     ///
     /// # Errors
     /// [`KpiError::Db`].
     pub async fn open(url: &str) -> Result<Self, KpiError> {
-        let db = Db::open(url).await?;
+        let db = Db::open_existing(url).await?;
         Ok(Self::from_db(&db))
     }
 
