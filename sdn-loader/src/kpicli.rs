@@ -14,7 +14,7 @@ use clap::Subcommand;
 use sdn_loader::dataplane::Maps;
 use sdn_loader::http::{self, HttpState};
 use sdn_loader::kpi::{
-    Collector, KpiStore, Resolution,
+    Collector, KpiStore, Resolution, Retention,
     metrics::Cardinality,
     parse_time,
     query::{self, QueryText},
@@ -82,6 +82,27 @@ pub(crate) enum KpiCommand {
         /// Seconds between passes.
         #[arg(long, default_value_t = 60)]
         interval: u64,
+        /// How long buckets are kept, e.g. minutes=7d,hours=365d,days=forever.
+        #[arg(long, default_value = DEFAULT_RETENTION)]
+        retention: String,
+    },
+    /// Packets per pass/drop reason per bucket.
+    Reasons {
+        /// Start (default: 24 hours before --to).
+        #[arg(long)]
+        from: Option<String>,
+        /// End, exclusive (default: now).
+        #[arg(long)]
+        to: Option<String>,
+        /// Bucket size: minute, hour, day or month.
+        #[arg(long, default_value = "hour")]
+        bucket: String,
+        /// Only this router.
+        #[arg(long)]
+        router: Option<String>,
+        /// CSV.
+        #[arg(long)]
+        csv: bool,
     },
     /// Serve /metrics and /api/v1 (read-only) until interrupted.
     Serve {
@@ -99,6 +120,9 @@ pub(crate) enum KpiCommand {
         metrics_agreements: String,
     },
 }
+
+/// Default retention of the buckets.
+const DEFAULT_RETENTION: &str = "minutes=7d,hours=365d,days=forever";
 
 /// This host's name (the default router name).
 pub(crate) fn default_router() -> String {
@@ -236,14 +260,46 @@ pub(crate) fn run(url: &str, cmd: KpiCommand, stop: &'static AtomicBool) -> Resu
                     .with_context(|| format!("writing {}", html.display()))?;
                 println!("wrote {}", html.display());
             }
+            KpiCommand::Reasons {
+                from,
+                to,
+                bucket,
+                router,
+                csv,
+            } => {
+                let to = to.as_deref().map_or(Ok(Utc::now()), parse_time)?;
+                let from = from
+                    .as_deref()
+                    .map_or(Ok(to - chrono::Duration::hours(24)), parse_time)?;
+                let rows = query::reasons(
+                    &store,
+                    from,
+                    to,
+                    Resolution::parse(&bucket)?,
+                    router.as_deref(),
+                )
+                .await?;
+                if csv {
+                    println!("bucket,reason,packets");
+                }
+                for (b, r, n) in &rows {
+                    if csv {
+                        println!("{b},{r},{n}");
+                    } else {
+                        println!("{:<20} {r:<28} {n:>12}", b.get(..19).unwrap_or(b));
+                    }
+                }
+            }
             KpiCommand::Collect {
                 router,
                 pin_dir,
                 once,
                 interval,
+                retention,
             } => {
                 let maps = open_maps(&pin_dir)?;
-                let mut c = Collector::new(router, maps, store);
+                let mut c = Collector::new(router, maps, store)
+                    .with_retention(Retention::parse(&retention)?);
                 if once {
                     let r = c.pass(Utc::now()).await?;
                     println!(
@@ -333,6 +389,9 @@ pub(crate) struct DaemonKpi {
     /// Per-agreement series in /metrics: all, none, or the top N by bytes.
     #[arg(long, default_value = "all")]
     pub metrics_agreements: String,
+    /// How long KPI buckets are kept, e.g. minutes=7d,hours=365d,days=forever.
+    #[arg(long, default_value = DEFAULT_RETENTION)]
+    pub kpi_retention: String,
 }
 
 /// Starts the collector and the HTTP server in a thread of their own (with their own tokio
@@ -345,6 +404,7 @@ pub(crate) fn start_daemon(
     stop: &'static AtomicBool,
 ) -> Result<std::thread::JoinHandle<()>> {
     let cardinality = Cardinality::parse(&opts.metrics_agreements)?;
+    let retention = Retention::parse(&opts.kpi_retention)?;
     let (url, pin_dir, opts) = (url.to_owned(), pin_dir.to_owned(), opts.clone());
     let handle = std::thread::Builder::new()
         .name("kpi".into())
@@ -394,7 +454,8 @@ pub(crate) fn start_daemon(
                     }
                 };
                 if opts.kpi_interval > 0 {
-                    let mut c = Collector::new(opts.router.clone(), open_maps(&pin_dir)?, store);
+                    let mut c = Collector::new(opts.router.clone(), open_maps(&pin_dir)?, store)
+                        .with_retention(retention);
                     c.run(Duration::from_secs(opts.kpi_interval), stop).await;
                 }
                 if let Some(s) = server {

@@ -221,6 +221,41 @@ impl Default for Retention {
     }
 }
 
+impl Retention {
+    /// Parses `minutes=7d,hours=365d,days=forever` (any subset; the others keep their
+    /// defaults). Durations are `N` followed by `d` (days) or `h` (hours), or `forever`.
+    ///
+    /// # Errors
+    /// [`KpiError::BadQuery`] naming the part not understood.
+    pub fn parse(s: &str) -> Result<Self, KpiError> {
+        let mut r = Self::default();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let bad = || {
+                KpiError::BadQuery(format!(
+                    "retention {part:?}: write e.g. minutes=7d,hours=365d,days=forever"
+                ))
+            };
+            let (what, value) = part.split_once('=').ok_or_else(bad)?;
+            let keep = if value == "forever" {
+                None
+            } else if let Some(d) = value.strip_suffix('d') {
+                Some(chrono::Duration::days(d.parse().map_err(|_| bad())?))
+            } else if let Some(h) = value.strip_suffix('h') {
+                Some(chrono::Duration::hours(h.parse().map_err(|_| bad())?))
+            } else {
+                return Err(bad());
+            };
+            match what {
+                "minutes" => r.minutes = keep,
+                "hours" => r.hours = keep,
+                "days" => r.days = keep,
+                _ => return Err(bad()),
+            }
+        }
+        Ok(r)
+    }
+}
+
 /// A time as stored: `YYYY-MM-DDTHH:MM:SS.ffffffZ` (UTC, fixed width, so text order is time
 /// order).
 pub fn time_text(t: DateTime<Utc>) -> String {
@@ -293,6 +328,17 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(reset.since(&base), reset);
+    }
+
+    #[test]
+    fn retention_parses_and_keeps_defaults() {
+        let r = Retention::parse("minutes=2d, days=3650d").unwrap();
+        assert_eq!(r.minutes, Some(chrono::Duration::days(2)));
+        assert_eq!(r.hours, Retention::default().hours);
+        assert_eq!(r.days, Some(chrono::Duration::days(3650)));
+        assert_eq!(Retention::parse("hours=forever").unwrap().hours, None);
+        assert!(Retention::parse("weeks=2d").is_err());
+        assert!(Retention::parse("minutes=7").is_err());
     }
 
     #[test]
