@@ -7,7 +7,9 @@
 -- 7 days, hours 365 days, days forever).
 
 -- Traffic per router, agreement and bucket. resolution: 'minute' | 'hour' | 'day'; bucket:
--- the bucket's start time.
+-- the bucket's start time. The key starts with (resolution, bucket) so that time-range
+-- queries (with or without a router) and retention use it; no second index is kept, as each
+-- one costs every pass a B-tree insert per row.
 CREATE TABLE kpi_traffic (
     router          TEXT NOT NULL,
     resolution      TEXT NOT NULL CHECK (resolution IN ('minute', 'hour', 'day')),
@@ -18,9 +20,8 @@ CREATE TABLE kpi_traffic (
     reply_packets   BIGINT NOT NULL,
     reply_bytes     BIGINT NOT NULL,
     transactions    BIGINT NOT NULL,
-    PRIMARY KEY (router, resolution, bucket, agreement_id)
+    PRIMARY KEY (resolution, bucket, router, agreement_id)
 );
-CREATE INDEX kpi_traffic_time ON kpi_traffic (resolution, bucket);
 
 -- Packets per pass/drop reason (the data plane's SDN_STATS), per router and bucket.
 CREATE TABLE kpi_reasons (
@@ -29,7 +30,7 @@ CREATE TABLE kpi_reasons (
     bucket     TEXT NOT NULL,
     reason     TEXT NOT NULL,
     packets    BIGINT NOT NULL,
-    PRIMARY KEY (router, resolution, bucket, reason)
+    PRIMARY KEY (resolution, bucket, router, reason)
 );
 
 -- The collector's baseline: the counter values it last recorded, per router and counter slot,

@@ -510,6 +510,7 @@ fn measure_kpi() {
         let slots: Vec<u32> = dp.slots().values().copied().collect();
         let db_path = tmp.path().join("kpi.db");
         let url = format!("sqlite://{}", db_path.display());
+        rt.block_on(sdn_loader::db::Db::open(&url)).unwrap();
         let store = rt.block_on(KpiStore::open(&url)).unwrap();
         let mut col = Collector::new("m", Maps::open_pinned(&pin).unwrap(), store.clone());
         let mut now = chrono::Utc::now();

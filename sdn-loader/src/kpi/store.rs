@@ -220,7 +220,7 @@ impl KpiStore {
                 ]);
             }
         }
-        let keys = ["router", "resolution", "bucket", "agreement_id"];
+        let keys = ["resolution", "bucket", "router", "agreement_id"];
         upsert(
             &mut tx,
             "kpi_traffic",
@@ -235,7 +235,7 @@ impl KpiStore {
             &mut tx,
             "kpi_reasons",
             &["router", "resolution", "bucket", "reason", "packets"],
-            &["router", "resolution", "bucket", "reason"],
+            &["resolution", "bucket", "router", "reason"],
             &["packets"],
             &[],
             &reasons,
