@@ -198,7 +198,7 @@ pub async fn run(store: &KpiStore, q: &Query) -> Result<Answer, KpiError> {
     // Buckets are read from the resolution's floor of `from`, so a month or hour that
     // started before `from` is not cut in half silently: a bucket is in when it starts in
     // [floor(from), to).
-    let from = time_text(stored.floor(q.from));
+    let from = time_text(q.bucket.floor(q.from));
     let to = time_text(q.to);
     let mut sql = "SELECT bucket, agreement_id, router, forward_packets, forward_bytes, reply_packets, reply_bytes, transactions FROM kpi_traffic WHERE resolution = $1 AND bucket >= $2 AND bucket < $3".to_owned();
     if q.router.is_some() {
@@ -408,7 +408,7 @@ pub async fn reasons(
     }
     let mut query = sqlx::query(&sql)
         .bind(stored.name())
-        .bind(time_text(stored.floor(from)))
+        .bind(time_text(bucket.floor(from)))
         .bind(time_text(to));
     if let Some(r) = router {
         query = query.bind(r.to_owned());
