@@ -10,7 +10,10 @@ use std::{
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuValues, ProgramArray},
+    maps::{
+        Array, HashMap, IterableMap as _, Map, MapData, MapError, PerCpuArray, PerCpuValues,
+        ProgramArray,
+    },
     programs::{ProgramError, TestRun, TestRunOptions, Xdp},
 };
 use sdn_common::{
@@ -417,6 +420,11 @@ impl Dataplane {
 
     /// Assigns slots for `agreements`: kept ones keep theirs, new ones get free slots whose
     /// counters are zeroed first (a slot may have belonged to a removed agreement).
+    ///
+    /// Free slots whose counters are all zero are taken first: a slot that still holds
+    /// counts of a removed agreement waits until the KPI collector has recorded them (it
+    /// zeroes the slot then), so no agreement's last counts are wiped before they are
+    /// collected. Only when no clean slot is left is such a slot reused (and zeroed).
     fn assign_slots(&mut self, agreements: &[u32]) -> Result<BTreeMap<u32, u32>, DataplaneError> {
         if agreements.len() > self.caps.slots as usize {
             return Err(DataplaneError::SlotsFull {
@@ -434,34 +442,66 @@ impl Dataplane {
                 }
             }
         }
-        let mut free = used
+        let new_ids: Vec<u32> = agreements
             .iter()
-            .enumerate()
-            .filter(|(_, u)| !**u)
-            .map(|(i, _)| i as u32);
-        let mut fresh = Vec::new();
-        for id in agreements {
-            if !out.contains_key(id) {
-                let Some(s) = free.next() else {
-                    return Err(DataplaneError::SlotsFull {
-                        needed: agreements.len(),
-                        capacity: self.caps.slots,
-                    });
-                };
-                out.insert(*id, s);
-                fresh.push(s);
-            }
+            .copied()
+            .filter(|id| !out.contains_key(id))
+            .collect();
+        let free = self.free_slots_clean_first(&used, new_ids.len())?;
+        if free.len() < new_ids.len() {
+            return Err(DataplaneError::SlotsFull {
+                needed: agreements.len(),
+                capacity: self.caps.slots,
+            });
         }
         let ncpus = aya::util::nr_cpus().map_err(|(_, e)| DataplaneError::Cpus(e))?;
-        for s in fresh {
-            let zero = PerCpuValues::try_from(vec![AgreementCounters::default(); ncpus])
-                .map_err(DataplaneError::Cpus)?;
-            self.maps
-                .counters
-                .set(s, zero, 0)
-                .map_err(map_err(maps::COUNTERS))?;
+        for (id, (s, clean)) in new_ids.iter().zip(free) {
+            out.insert(*id, s);
+            if !clean {
+                let zero = PerCpuValues::try_from(vec![AgreementCounters::default(); ncpus])
+                    .map_err(DataplaneError::Cpus)?;
+                self.maps
+                    .counters
+                    .set(s, zero, 0)
+                    .map_err(map_err(maps::COUNTERS))?;
+            }
         }
         Ok(out)
+    }
+
+    /// Up to `n` free slots (not in `used`), clean ones (all counters zero) first, each with
+    /// whether it is clean.
+    fn free_slots_clean_first(
+        &self,
+        used: &[bool],
+        n: usize,
+    ) -> Result<Vec<(u32, bool)>, DataplaneError> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let total = used.len();
+        // Read the counters of a prefix of the array, growing it until enough clean free
+        // slots are found (slots are handed out from the bottom, so the prefix is short).
+        let mut scan = (used.iter().filter(|u| **u).count() + 2 * n + 1024).min(total);
+        loop {
+            let counters = self.maps.slot_counters_upto(scan as u32)?;
+            let clean: Vec<u32> = (0..scan)
+                .filter(|&i| !used[i] && counters[i] == AgreementCounters::default())
+                .map(|i| i as u32)
+                .take(n)
+                .collect();
+            if clean.len() == n || scan == total {
+                let mut out: Vec<(u32, bool)> = clean.iter().map(|&s| (s, true)).collect();
+                let dirty = (0..total)
+                    .filter(|&i| {
+                        !used[i] && (i >= scan || counters[i] != AgreementCounters::default())
+                    })
+                    .map(|i| (i as u32, false));
+                out.extend(dirty.take(n - out.len()));
+                return Ok(out);
+            }
+            scan = (scan * 2).min(total);
+        }
     }
 
     fn count_generation(&self, generation: u8) -> Result<(usize, usize), DataplaneError> {
@@ -752,18 +792,101 @@ impl Maps {
 
     /// Agreement id -> counter slot, read from the rules of the generation in force.
     pub fn slots_in_force(&self) -> Result<BTreeMap<u32, u32>, DataplaneError> {
-        let active = self.config()?.active_generation as u8;
-        let mut slots = BTreeMap::new();
-        for item in self.rules.iter() {
-            let (k, v) = item.map_err(map_err(maps::RULES))?;
-            if k.generation != active || k.client_class == sdn_common::INFRA_CLASS {
-                continue;
+        // An apply may switch generations while the rules are read: read again until the
+        // generation in force is the same before and after.
+        loop {
+            let active = self.config()?.active_generation as u8;
+            let slots = self.slots_of_generation(active)?;
+            if self.config()?.active_generation as u8 == active {
+                return Ok(slots);
             }
-            for e in v.entries.iter().take(v.count as usize) {
-                slots.insert(e.agreement, e.slot);
+        }
+    }
+
+    fn slots_of_generation(&self, active: u8) -> Result<BTreeMap<u32, u32>, DataplaneError> {
+        let mut slots = BTreeMap::new();
+        let mut add = |k: &RuleKey, v: &RuleValue| {
+            if k.generation == active && k.client_class != sdn_common::INFRA_CLASS {
+                for e in v.entries.iter().take(v.count as usize) {
+                    slots.insert(e.agreement, e.slot);
+                }
+            }
+        };
+        let ks = std::mem::size_of::<RuleKey>();
+        let vs = std::mem::size_of::<RuleValue>();
+        let limit = self.rules.map().info().map_or(0, |i| i.max_entries()) as usize;
+        match crate::kpi::batch::lookup_all(self.rules.map().fd(), None, ks, vs, limit, 8192) {
+            Ok((keys, values)) => {
+                for (k, v) in keys.chunks_exact(ks).zip(values.chunks_exact(vs)) {
+                    // SAFETY: RuleKey and RuleValue are plain `repr(C)` integers (Pod), and
+                    // each chunk has exactly their size.
+                    let (k, v) = unsafe {
+                        (
+                            std::ptr::read_unaligned(k.as_ptr().cast::<RuleKey>()),
+                            std::ptr::read_unaligned(v.as_ptr().cast::<RuleValue>()),
+                        )
+                    };
+                    add(&k, &v);
+                }
+            }
+            // A kernel without batch lookups on hash maps: one entry at a time.
+            Err(_) => {
+                for item in self.rules.iter() {
+                    let (k, v) = item.map_err(map_err(maps::RULES))?;
+                    add(&k, &v);
+                }
             }
         }
         Ok(slots)
+    }
+
+    /// Counters of slots `0..n` summed over CPUs, read with batched lookups.
+    pub fn slot_counters_upto(&self, n: u32) -> Result<Vec<AgreementCounters>, DataplaneError> {
+        let n = n.min(self.counters.len());
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let ncpus = aya::util::nr_cpus().map_err(|(_, e)| DataplaneError::Cpus(e))?;
+        let one = std::mem::size_of::<AgreementCounters>().next_multiple_of(8);
+        let per_elem = one * ncpus;
+        // 4096 slots per call: 320 KiB of values on 2 CPUs, a few MiB on a 32-core router.
+        match crate::kpi::batch::lookup_all(
+            self.counters.map().fd(),
+            None,
+            4,
+            per_elem,
+            n as usize,
+            4096,
+        ) {
+            Ok((keys, values)) if keys.len() == n as usize * 4 => Ok(values
+                .chunks_exact(per_elem)
+                .map(|elem| {
+                    let per_cpu = elem.chunks_exact(one).map(|c| {
+                        // SAFETY: AgreementCounters is plain `repr(C)` u64s; `c` holds one.
+                        unsafe { std::ptr::read_unaligned(c.as_ptr().cast::<AgreementCounters>()) }
+                    });
+                    per_cpu.fold(AgreementCounters::default(), |a, c| add_counters(&a, &c))
+                })
+                .collect()),
+            // No batch support (or a short answer): one slot at a time.
+            _ => (0..n).map(|s| self.slot_counters(s)).collect(),
+        }
+    }
+
+    /// Zeroes one slot's counters (the KPI collector does this once it has recorded the last
+    /// counts of an agreement that is no longer in force, so the slot can be reused).
+    pub fn zero_slot(&mut self, slot: u32) -> Result<(), DataplaneError> {
+        let ncpus = aya::util::nr_cpus().map_err(|(_, e)| DataplaneError::Cpus(e))?;
+        let zero = PerCpuValues::try_from(vec![AgreementCounters::default(); ncpus])
+            .map_err(DataplaneError::Cpus)?;
+        self.counters
+            .set(slot, zero, 0)
+            .map_err(map_err(maps::COUNTERS))
+    }
+
+    /// Counter slots in the map.
+    pub fn slot_capacity(&self) -> u32 {
+        self.counters.len()
     }
 
     /// Counters of the given agreements (id -> slot), summed over CPUs.
@@ -800,14 +923,18 @@ impl Maps {
 
 /// Sums per-CPU counters.
 pub fn sum_counters<'a>(values: impl Iterator<Item = &'a AgreementCounters>) -> AgreementCounters {
-    values.fold(AgreementCounters::default(), |mut a, c| {
-        a.forward_packets += c.forward_packets;
-        a.forward_bytes += c.forward_bytes;
-        a.reply_packets += c.reply_packets;
-        a.reply_bytes += c.reply_bytes;
-        a.transactions += c.transactions;
-        a
-    })
+    values.fold(AgreementCounters::default(), |a, c| add_counters(&a, c))
+}
+
+/// `a + b`, field by field (wrapping, as the kernel's counters do).
+pub fn add_counters(a: &AgreementCounters, b: &AgreementCounters) -> AgreementCounters {
+    AgreementCounters {
+        forward_packets: a.forward_packets.wrapping_add(b.forward_packets),
+        forward_bytes: a.forward_bytes.wrapping_add(b.forward_bytes),
+        reply_packets: a.reply_packets.wrapping_add(b.reply_packets),
+        reply_bytes: a.reply_bytes.wrapping_add(b.reply_bytes),
+        transactions: a.transactions.wrapping_add(b.transactions),
+    }
 }
 
 /// The kernel's tick rate (HZ), measured once per process from `/proc/timer_list` (50 ms of

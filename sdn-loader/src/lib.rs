@@ -9,6 +9,8 @@ pub mod config;
 pub mod dataplane;
 pub mod db;
 pub mod explain;
+pub mod http;
+pub mod kpi;
 pub mod paths;
 pub mod plan;
 pub mod policy;

@@ -28,6 +28,7 @@ use serde::Serialize;
 
 mod dbcli;
 mod fleetcli;
+mod kpicli;
 
 #[derive(Parser)]
 #[command(
@@ -168,6 +169,9 @@ enum Command {
         /// Rule entries (both generations) when the maps are created.
         #[arg(long)]
         max_rules: Option<u32>,
+        /// With --db: KPI collection and the read-only HTTP server.
+        #[command(flatten)]
+        kpi: kpicli::DaemonKpi,
     },
     /// Show what the next sync would add and remove on this router, and the traffic of the
     /// agreements that would lose access.
@@ -250,6 +254,14 @@ enum Command {
         request_id: Option<String>,
         #[command(subcommand)]
         command: dbcli::DbCommand,
+    },
+    /// Per-agreement traffic KPIs: queries, monthly report, HTML report, collector, HTTP.
+    Kpi {
+        /// Database URL (as for `db`; default: `database` of the config file).
+        #[arg(long)]
+        db: Option<String>,
+        #[command(subcommand)]
+        command: kpicli::KpiCommand,
     },
     /// Check what the data plane needs from this kernel.
     Probe {
@@ -376,6 +388,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             max_agreements,
             max_prefixes,
             max_rules,
+            kpi,
         } => {
             let mut maps = config.maps;
             maps.agreements = max_agreements.unwrap_or(maps.agreements).max(1);
@@ -437,6 +450,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 &pin_dir,
                 netns.as_deref(),
                 maps.into(),
+                &kpi,
             )
         }
         Command::Plan { db, fleet, json } => {
@@ -472,6 +486,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             request_id,
             command,
         } => dbcli::run(&config.db_url(db), &actor, request_id, command),
+        Command::Kpi { db, command } => kpicli::run(&config.db_url(db), command, &STOP),
     }
 }
 
@@ -561,6 +576,7 @@ fn run_attach(
     pin_dir: &Path,
     netns: Option<&str>,
     caps: Capacities,
+    kpi: &kpicli::DaemonKpi,
 ) -> Result<ExitCode> {
     // Validate and compile a policy file before touching anything: a bad file changes nothing.
     let date = today(None);
@@ -629,9 +645,26 @@ fn run_attach(
     if let Source::Db { url, once, opts } = source {
         use std::io::Write as _;
         let _ = std::io::stdout().flush();
+        // KPIs: collector and HTTP server in their own thread while following.
+        let kpi_thread = if *once {
+            None
+        } else {
+            Some(kpicli::start_daemon(
+                url,
+                pin_dir,
+                &opts.router,
+                kpi,
+                &STOP,
+            )?)
+        };
         if !*once || was_running {
             // With --once on a running data plane, one sync; otherwise follow until stopped.
             sdn_loader::sync::follow(&rt, url, &mut dp, opts, &STOP, *once, resume);
+        }
+        if let Some(t) = kpi_thread {
+            // The collector makes a last pass when it sees STOP.
+            STOP.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = t.join();
         }
         tracing::info!("stopped following {url}; the data plane keeps the policy in force");
     }

@@ -200,6 +200,11 @@ impl Db {
         Ok(Self { pool, backend })
     }
 
+    /// The connection pool (the KPI tables share the database).
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
     /// The backend.
     pub fn backend(&self) -> Backend {
         self.backend

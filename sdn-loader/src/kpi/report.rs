@@ -1,0 +1,327 @@
+//! `sdn-loader kpi report --html FILE`: one self-contained HTML page (inline CSS and SVG, no
+//! scripts, no external resources) with traffic per agreement over time, the top agreements,
+//! drops by reason, sync health and the monthly table.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use sqlx::Row as _;
+
+use super::{
+    KpiError, Resolution, Traffic,
+    query::{self, Group, Query, Rank},
+    store::KpiStore,
+    time_text,
+};
+
+/// Colours of the series (colour-blind safe palette, Okabe-Ito).
+const COLOURS: [&str; 8] = [
+    "#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000",
+];
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Bytes with a unit (decimal: kB, MB, GB, TB).
+pub fn human_bytes(b: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB", "PB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i + 1 < units.len() {
+        v /= 1000.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", units[i])
+    }
+}
+
+/// A line chart: one polyline per series over the shared x positions (bucket labels).
+fn line_chart(title: &str, buckets: &[String], series: &[(String, Vec<u64>)]) -> String {
+    let (w, h, left, bottom, top, right) = (900.0, 300.0, 80.0, 40.0, 30.0, 170.0);
+    let max = series
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied())
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    let n = buckets.len().max(2) as f64;
+    let x = |i: usize| left + (w - left - right) * i as f64 / (n - 1.0);
+    let y = |v: u64| top + (h - top - bottom) * (1.0 - v as f64 / max);
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"<figure><figcaption>{}</figcaption><svg role="img" aria-label="{}" viewBox="0 0 {w} {h}" width="{w}" height="{h}">"#,
+        esc(title),
+        esc(title)
+    );
+    // Axes and grid.
+    for k in 0..=4 {
+        let v = (max * f64::from(k) / 4.0) as u64;
+        let yy = y(v);
+        let _ = write!(
+            s,
+            r##"<line x1="{left}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end" font-size="11">{}</text>"##,
+            w - right,
+            left - 6.0,
+            yy + 4.0,
+            esc(&human_bytes(v))
+        );
+    }
+    let step = (buckets.len() / 6).max(1);
+    for (i, b) in buckets.iter().enumerate().step_by(step) {
+        let label = b.get(5..16).unwrap_or(b).replace('T', " ");
+        let _ = write!(
+            s,
+            r#"<text x="{:.1}" y="{}" text-anchor="middle" font-size="11">{}</text>"#,
+            x(i),
+            h - bottom + 16.0,
+            esc(&label)
+        );
+    }
+    for (k, (name, values)) in series.iter().enumerate() {
+        let colour = COLOURS[k % COLOURS.len()];
+        let points: Vec<String> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| format!("{:.1},{:.1}", x(i), y(*v)))
+            .collect();
+        let _ = write!(
+            s,
+            r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#,
+            points.join(" ")
+        );
+        let ly = top + 16.0 * k as f64;
+        let _ = write!(
+            s,
+            r#"<rect x="{}" y="{:.1}" width="12" height="12" fill="{colour}"/><text x="{}" y="{:.1}" font-size="12">{}</text>"#,
+            w - right + 10.0,
+            ly,
+            w - right + 28.0,
+            ly + 10.0,
+            esc(name)
+        );
+    }
+    s.push_str("</svg></figure>");
+    s
+}
+
+/// A horizontal bar chart.
+fn bar_chart(title: &str, bars: &[(String, u64, String)]) -> String {
+    let (w, row, left) = (900.0, 24.0, 220.0);
+    let h = 20.0 + row * bars.len().max(1) as f64;
+    let max = bars.iter().map(|b| b.1).max().unwrap_or(0).max(1) as f64;
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"<figure><figcaption>{}</figcaption><svg role="img" aria-label="{}" viewBox="0 0 {w} {h}" width="{w}" height="{h}">"#,
+        esc(title),
+        esc(title)
+    );
+    if bars.is_empty() {
+        s.push_str(r#"<text x="10" y="20" font-size="13">no data in this range</text>"#);
+    }
+    for (i, (name, v, label)) in bars.iter().enumerate() {
+        let yy = 10.0 + row * i as f64;
+        let bw = (w - left - 120.0) * (*v as f64) / max;
+        let _ = write!(
+            s,
+            r#"<text x="{}" y="{:.1}" text-anchor="end" font-size="12">{}</text><rect x="{left}" y="{:.1}" width="{bw:.1}" height="{}" fill="{}"/><text x="{:.1}" y="{:.1}" font-size="12">{}</text>"#,
+            left - 8.0,
+            yy + 14.0,
+            esc(name),
+            yy + 2.0,
+            row - 6.0,
+            COLOURS[i % COLOURS.len()],
+            left + bw + 6.0,
+            yy + 14.0,
+            esc(label)
+        );
+    }
+    s.push_str("</svg></figure>");
+    s
+}
+
+/// Builds the report page for `[from, to)` in `bucket`s.
+///
+/// # Errors
+/// [`KpiError`].
+pub async fn html(
+    store: &KpiStore,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    bucket: Resolution,
+) -> Result<String, KpiError> {
+    let q = Query {
+        from,
+        to,
+        bucket,
+        group: Group::Agreement,
+        agreement: None,
+        service: None,
+        client: None,
+        organisation: None,
+        router: None,
+        top: Some(8),
+        rank: Rank::Bytes,
+    };
+    let top = query::run(store, &q).await?;
+    let total = query::run(
+        store,
+        &Query {
+            group: Group::Total,
+            top: None,
+            ..q.clone()
+        },
+    )
+    .await?;
+    let names = query::agreement_names(store).await?;
+    // Buckets on the x axis: every bucket with any traffic, in order.
+    let buckets: Vec<String> = total.rows.iter().map(|r| r.bucket.clone()).collect();
+    let index: BTreeMap<&String, usize> = buckets.iter().enumerate().map(|(i, b)| (b, i)).collect();
+    let mut per: BTreeMap<String, (Vec<u64>, Traffic)> = BTreeMap::new();
+    for r in &top.rows {
+        let e = per
+            .entry(r.key.clone())
+            .or_insert_with(|| (vec![0; buckets.len()], Traffic::default()));
+        if let Some(&i) = index.get(&r.bucket) {
+            e.0[i] += r.traffic.bytes();
+        }
+        e.1.add(&r.traffic);
+    }
+    let label = |key: &str| {
+        key.parse::<u32>()
+            .ok()
+            .and_then(|id| names.get(&id))
+            .map_or_else(
+                || key.to_owned(),
+                |n| format!("{key} {}→{}", n.client, n.service),
+            )
+    };
+    let mut ranked: Vec<(String, Vec<u64>, Traffic)> =
+        per.into_iter().map(|(k, (v, t))| (k, v, t)).collect();
+    ranked.sort_by(|a, b| b.2.bytes().cmp(&a.2.bytes()).then(a.0.cmp(&b.0)));
+    let series: Vec<(String, Vec<u64>)> = ranked
+        .iter()
+        .map(|(k, v, _)| (label(k), v.clone()))
+        .collect();
+    let bars: Vec<(String, u64, String)> = ranked
+        .iter()
+        .map(|(k, _, t)| {
+            (
+                label(k),
+                t.bytes(),
+                format!("{} · {} tx", human_bytes(t.bytes()), t.transactions),
+            )
+        })
+        .collect();
+    let reasons = query::reasons(store, from, to, bucket, None).await?;
+    let mut by_reason: BTreeMap<String, u64> = BTreeMap::new();
+    for (_, r, n) in &reasons {
+        *by_reason.entry(r.clone()).or_default() += n;
+    }
+    let drops: Vec<(String, u64, String)> = (0..sdn_common::reason::COUNT)
+        .filter(|r| !sdn_common::reason::passes(*r))
+        .map(sdn_common::reason::name)
+        .filter_map(|r| {
+            by_reason
+                .get(r)
+                .filter(|n| **n > 0)
+                .map(|n| (r.to_owned(), *n, format!("{n} packets")))
+        })
+        .collect();
+    let grand = total.rows.iter().fold(Traffic::default(), |mut a, r| {
+        a.add(&r.traffic);
+        a
+    });
+    let monthly = query::monthly(store, from, to, None).await?;
+    let routers = sqlx::query(
+        "SELECT name, applied_revision, last_sync, state, held_revision, checked_at FROM routers",
+    )
+    .fetch_all(store.pool())
+    .await?;
+
+    let mut page = String::new();
+    let _ = write!(
+        page,
+        r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>sdn-filter traffic report</title><style>
+body{{font-family:system-ui,sans-serif;margin:24px;color:#222}} h1{{font-size:22px}} h2{{font-size:17px;margin-top:28px}}
+figure{{margin:8px 0}} figcaption{{font-weight:600;margin-bottom:4px}} table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}} th{{background:#f3f3f3}} td:first-child{{text-align:left}}
+.summary span{{display:inline-block;margin-right:28px}}
+</style></head><body><h1>sdn-filter traffic report</h1>
+<p>{} to {} in {} buckets; generated {}.</p>
+<p class="summary"><span><b>{}</b> both ways</span><span><b>{}</b> transactions</span><span><b>{}</b> packets</span></p>"#,
+        esc(&time_text(from)),
+        esc(&time_text(to)),
+        bucket.name(),
+        esc(&time_text(Utc::now())),
+        esc(&human_bytes(grand.bytes())),
+        grand.transactions,
+        grand.packets()
+    );
+    page.push_str("<h2>Traffic per agreement over time (top 8 by bytes)</h2>");
+    page.push_str(&line_chart("Bytes per bucket", &buckets, &series));
+    page.push_str("<h2>Top agreements</h2>");
+    page.push_str(&bar_chart("Bytes both ways, whole range", &bars));
+    page.push_str("<h2>Drops by reason</h2>");
+    page.push_str(&bar_chart("Dropped packets, whole range", &drops));
+    page.push_str("<h2>Sync health</h2><table><tr><th>router</th><th>state</th><th>applied revision</th><th>held revision</th><th>last sync</th><th>last contact</th></tr>");
+    let mut rows: Vec<[String; 6]> = Vec::new();
+    for r in &routers {
+        let opt_i = |i: usize| {
+            r.try_get::<Option<i64>, _>(i)
+                .ok()
+                .flatten()
+                .map_or_else(|| "-".to_owned(), |v| v.to_string())
+        };
+        let opt_s = |i: usize| {
+            r.try_get::<Option<String>, _>(i)
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| "-".to_owned())
+        };
+        rows.push([
+            r.try_get::<String, _>(0).unwrap_or_default(),
+            opt_s(3),
+            opt_i(1),
+            opt_i(4),
+            opt_s(2),
+            opt_s(5),
+        ]);
+    }
+    rows.sort();
+    if rows.is_empty() {
+        page.push_str(r#"<tr><td colspan="6">no router has synced from this database</td></tr>"#);
+    }
+    for r in &rows {
+        page.push_str("<tr>");
+        for c in r {
+            let _ = write!(page, "<td>{}</td>", esc(c));
+        }
+        page.push_str("</tr>");
+    }
+    page.push_str("</table><h2>Monthly traffic per organisation (GB)</h2><table><tr><th>month</th><th>organisation</th><th>GB as client</th><th>GB as service</th><th>transactions as client</th></tr>");
+    for m in &monthly.months {
+        for o in &m.organisations {
+            let _ = write!(
+                page,
+                "<tr><td>{}</td><td>{}</td><td>{:.3}</td><td>{:.3}</td><td>{}</td></tr>",
+                esc(&m.month),
+                esc(&o.organisation),
+                o.as_client_gb,
+                o.as_service_gb,
+                o.transactions
+            );
+        }
+    }
+    page.push_str("</table></body></html>\n");
+    Ok(page)
+}

@@ -1,0 +1,475 @@
+//! `sdn-loader kpi ...`: per-agreement traffic KPIs from the command line, and the KPI side
+//! of the daemon (`run --db`): collector and HTTP server in a thread of their own.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use chrono::Utc;
+use clap::Subcommand;
+use sdn_loader::dataplane::Maps;
+use sdn_loader::http::{self, HttpState};
+use sdn_loader::kpi::{
+    Collector, KpiStore, Resolution, Retention,
+    metrics::Cardinality,
+    parse_time,
+    query::{self, QueryText},
+    report,
+};
+
+/// `sdn-loader kpi <command>`.
+#[derive(Subcommand)]
+pub(crate) enum KpiCommand {
+    /// Traffic per agreement (or service, client, organisation, router) over a time range.
+    Query {
+        #[command(flatten)]
+        q: QueryText,
+        /// JSON (the same document as GET /api/v1/kpi).
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        /// CSV with a header line.
+        #[arg(long)]
+        csv: bool,
+    },
+    /// GB per month and per organisation.
+    Monthly {
+        /// Start (default: a year before --to).
+        #[arg(long)]
+        from: Option<String>,
+        /// End, exclusive (default: now).
+        #[arg(long)]
+        to: Option<String>,
+        /// Only this router.
+        #[arg(long)]
+        router: Option<String>,
+        /// JSON (the same document as GET /api/v1/report/monthly).
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        /// CSV.
+        #[arg(long)]
+        csv: bool,
+    },
+    /// A self-contained HTML page with charts (traffic, top agreements, drops, sync health).
+    Report {
+        /// Output file.
+        #[arg(long)]
+        html: PathBuf,
+        /// Start (default: 24 hours before --to).
+        #[arg(long)]
+        from: Option<String>,
+        /// End, exclusive (default: now).
+        #[arg(long)]
+        to: Option<String>,
+        /// Bucket size: minute, hour, day or month.
+        #[arg(long, default_value = "hour")]
+        bucket: String,
+    },
+    /// Collect counters of a running data plane (what `run --db` does in the background).
+    Collect {
+        /// Router name.
+        #[arg(long, default_value_t = default_router())]
+        router: String,
+        /// Pin directory of the running data plane.
+        #[arg(long, default_value = sdn_loader::paths::DEFAULT_PIN_DIR)]
+        pin_dir: PathBuf,
+        /// One pass, then exit.
+        #[arg(long)]
+        once: bool,
+        /// Seconds between passes.
+        #[arg(long, default_value_t = 60)]
+        interval: u64,
+        /// How long buckets are kept, e.g. minutes=7d,hours=365d,days=forever.
+        #[arg(long, default_value = DEFAULT_RETENTION)]
+        retention: String,
+    },
+    /// Packets per pass/drop reason per bucket.
+    Reasons {
+        /// Start (default: 24 hours before --to).
+        #[arg(long)]
+        from: Option<String>,
+        /// End, exclusive (default: now).
+        #[arg(long)]
+        to: Option<String>,
+        /// Bucket size: minute, hour, day or month.
+        #[arg(long, default_value = "hour")]
+        bucket: String,
+        /// Only this router.
+        #[arg(long)]
+        router: Option<String>,
+        /// CSV.
+        #[arg(long)]
+        csv: bool,
+    },
+    /// Serve /metrics and /api/v1 (read-only) until interrupted.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = http::DEFAULT_LISTEN)]
+        listen: String,
+        /// Router name (its sync state is exported).
+        #[arg(long, default_value_t = default_router())]
+        router: String,
+        /// Pin directory of the running data plane (without one: no live counters).
+        #[arg(long)]
+        pin_dir: Option<PathBuf>,
+        /// Per-agreement series: all, none, or the top N by bytes.
+        #[arg(long, default_value = "all")]
+        metrics_agreements: String,
+    },
+}
+
+/// Default retention of the buckets.
+const DEFAULT_RETENTION: &str = "minutes=7d,hours=365d,days=forever";
+
+/// This host's name (the default router name).
+pub(crate) fn default_router() -> String {
+    sdn_loader::config::hostname()
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Runs `sdn-loader kpi <command>`.
+pub(crate) fn run(url: &str, cmd: KpiCommand, stop: &'static AtomicBool) -> Result<ExitCode> {
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let store = KpiStore::open(url)
+            .await
+            .with_context(|| format!("opening {}", sdn_loader::db::redact_url(url)))?;
+        match cmd {
+            KpiCommand::Query { q, json, csv } => {
+                let q = q.to_query(Utc::now())?;
+                let answer = query::run(&store, &q).await?;
+                let stdout = std::io::stdout();
+                let mut out = std::io::BufWriter::new(stdout.lock());
+                if json {
+                    writeln!(out, "{}", serde_json::to_string_pretty(&answer)?)?;
+                } else if csv {
+                    writeln!(
+                        out,
+                        "bucket,key,forward_packets,forward_bytes,reply_packets,reply_bytes,transactions"
+                    )?;
+                    for r in &answer.rows {
+                        let t = &r.traffic;
+                        writeln!(
+                            out,
+                            "{},{},{},{},{},{},{}",
+                            r.bucket,
+                            csv_field(&r.key),
+                            t.forward_packets,
+                            t.forward_bytes,
+                            t.reply_packets,
+                            t.reply_bytes,
+                            t.transactions
+                        )?;
+                    }
+                } else {
+                    writeln!(
+                        out,
+                        "{:<20} {:<16} {:>12} {:>14} {:>12} {:>14} {:>12}",
+                        "bucket", "key", "fwd packets", "fwd bytes", "rep packets", "rep bytes",
+                        "transactions"
+                    )?;
+                    for r in &answer.rows {
+                        let t = &r.traffic;
+                        writeln!(
+                            out,
+                            "{:<20} {:<16} {:>12} {:>14} {:>12} {:>14} {:>12}",
+                            r.bucket.get(..19).unwrap_or(&r.bucket),
+                            r.key,
+                            t.forward_packets,
+                            t.forward_bytes,
+                            t.reply_packets,
+                            t.reply_bytes,
+                            t.transactions
+                        )?;
+                    }
+                    if answer.rows.is_empty() {
+                        writeln!(out, "(no traffic recorded in this range)")?;
+                    }
+                }
+                out.flush()?;
+            }
+            KpiCommand::Monthly {
+                from,
+                to,
+                router,
+                json,
+                csv,
+            } => {
+                let to = to.as_deref().map_or(Ok(Utc::now()), parse_time)?;
+                let from = from
+                    .as_deref()
+                    .map_or(Ok(to - chrono::Duration::days(365)), parse_time)?;
+                let rep = query::monthly(&store, from, to, router).await?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&rep)?);
+                } else {
+                    if csv {
+                        println!("month,organisation,gb_as_client,gb_as_service,transactions");
+                    }
+                    for m in &rep.months {
+                        if !csv {
+                            println!(
+                                "{}  total {:.3} GB, {} transactions",
+                                m.month, m.total_gb, m.transactions
+                            );
+                        }
+                        for o in &m.organisations {
+                            if csv {
+                                println!(
+                                    "{},{},{:.6},{:.6},{}",
+                                    m.month,
+                                    csv_field(&o.organisation),
+                                    o.as_client_gb,
+                                    o.as_service_gb,
+                                    o.transactions
+                                );
+                            } else {
+                                println!(
+                                    "  {:<24} {:>12.3} GB as client {:>12.3} GB as service {:>12} transactions",
+                                    o.organisation, o.as_client_gb, o.as_service_gb, o.transactions
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+            KpiCommand::Report {
+                html,
+                from,
+                to,
+                bucket,
+            } => {
+                let to = to.as_deref().map_or(Ok(Utc::now()), parse_time)?;
+                let from = from
+                    .as_deref()
+                    .map_or(Ok(to - chrono::Duration::hours(24)), parse_time)?;
+                let page = report::html(&store, from, to, Resolution::parse(&bucket)?).await?;
+                std::fs::write(&html, page)
+                    .with_context(|| format!("writing {}", html.display()))?;
+                println!("wrote {}", html.display());
+            }
+            KpiCommand::Reasons {
+                from,
+                to,
+                bucket,
+                router,
+                csv,
+            } => {
+                let to = to.as_deref().map_or(Ok(Utc::now()), parse_time)?;
+                let from = from
+                    .as_deref()
+                    .map_or(Ok(to - chrono::Duration::hours(24)), parse_time)?;
+                let rows = query::reasons(
+                    &store,
+                    from,
+                    to,
+                    Resolution::parse(&bucket)?,
+                    router.as_deref(),
+                )
+                .await?;
+                if csv {
+                    println!("bucket,reason,packets");
+                }
+                for (b, r, n) in &rows {
+                    if csv {
+                        println!("{b},{r},{n}");
+                    } else {
+                        println!("{:<20} {r:<28} {n:>12}", b.get(..19).unwrap_or(b));
+                    }
+                }
+            }
+            KpiCommand::Collect {
+                router,
+                pin_dir,
+                once,
+                interval,
+                retention,
+            } => {
+                let maps = open_maps(&pin_dir)?;
+                let mut c = Collector::new(router, maps, store)
+                    .with_retention(Retention::parse(&retention)?);
+                if once {
+                    let r = c.pass(Utc::now()).await?;
+                    println!(
+                        "{} agreements, {} with traffic since the last pass; read {:.1} ms, written in {:.1} ms",
+                        r.agreements,
+                        r.active,
+                        r.read.as_secs_f64() * 1e3,
+                        r.write.as_secs_f64() * 1e3
+                    );
+                } else {
+                    install_stop_handler();
+                    c.run(Duration::from_secs(interval.max(1)), stop).await;
+                }
+            }
+            KpiCommand::Serve {
+                listen,
+                router,
+                pin_dir,
+                metrics_agreements,
+            } => {
+                let maps = pin_dir.as_deref().map(open_maps).transpose()?;
+                let state = Arc::new(HttpState {
+                    store,
+                    maps: maps.map(std::sync::Mutex::new),
+                    router,
+                    cardinality: Cardinality::parse(&metrics_agreements)?,
+                });
+                let listener = http::bind(&listen).await?;
+                eprintln!("serving http://{listen}/metrics and /api/v1/");
+                install_stop_handler();
+                http::serve(listener, state, wait_for(stop)).await?;
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+fn open_maps(pin_dir: &Path) -> Result<Maps> {
+    Maps::open_pinned(pin_dir).with_context(|| {
+        format!(
+            "no running data plane under {} (run `sdn-loader run` first)",
+            pin_dir.display()
+        )
+    })
+}
+
+static STOP_FLAG: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_stop(_: libc::c_int) {
+    STOP_FLAG.store(true, Ordering::Relaxed);
+}
+
+fn install_stop_handler() {
+    // SAFETY: installing an async-signal-safe handler that only stores to an atomic.
+    unsafe {
+        libc::signal(libc::SIGINT, on_stop as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_stop as *const () as libc::sighandler_t);
+    }
+}
+
+async fn wait_for(stop: &'static AtomicBool) {
+    while !stop.load(Ordering::Relaxed) && !STOP_FLAG.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// KPI options of `run --db`.
+#[derive(Clone, Debug, clap::Args)]
+pub(crate) struct DaemonKpi {
+    /// Seconds between KPI collection passes (0: no collector).
+    #[arg(long, default_value_t = 60)]
+    pub kpi_interval: u64,
+    /// Address of the read-only HTTP server (/metrics, /api/v1); "off" for none.
+    #[arg(long, default_value = http::DEFAULT_LISTEN)]
+    pub listen: String,
+    /// Per-agreement series in /metrics: all, none, or the top N by bytes.
+    #[arg(long, default_value = "all")]
+    pub metrics_agreements: String,
+    /// How long KPI buckets are kept, e.g. minutes=7d,hours=365d,days=forever.
+    #[arg(long, default_value = DEFAULT_RETENTION)]
+    pub kpi_retention: String,
+}
+
+/// Starts the collector and the HTTP server in a thread of their own (with their own tokio
+/// runtime and their own handles on the pinned maps, so they are independent of the sync
+/// loop). They stop when `stop` is set; the collector makes a last pass first.
+pub(crate) fn start_daemon(
+    url: &str,
+    pin_dir: &Path,
+    router: &str,
+    opts: &DaemonKpi,
+    stop: &'static AtomicBool,
+) -> Result<std::thread::JoinHandle<()>> {
+    let cardinality = Cardinality::parse(&opts.metrics_agreements)?;
+    let retention = Retention::parse(&opts.kpi_retention)?;
+    let (url, pin_dir, opts, router) = (
+        url.to_owned(),
+        pin_dir.to_owned(),
+        opts.clone(),
+        router.to_owned(),
+    );
+    let handle = std::thread::Builder::new()
+        .name("kpi".into())
+        .spawn(move || {
+            let run = async {
+                // The database may be unreachable when the daemon starts (the data plane
+                // runs fail-static): retry until it is there or the daemon stops.
+                let mut logged = false;
+                let store = loop {
+                    match KpiStore::open(&url).await {
+                        Ok(s) => break s,
+                        Err(e) => {
+                            if !logged {
+                                tracing::warn!(
+                                    "KPIs wait for the database (retrying every 5 s): {e:#}"
+                                );
+                                logged = true;
+                            }
+                            for _ in 0..50 {
+                                if stop.load(Ordering::Relaxed) {
+                                    return anyhow::Ok(());
+                                }
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
+                        }
+                    }
+                };
+                // A server that cannot start (address in use) is logged; collection goes on.
+                let server = if opts.listen == "off" {
+                    None
+                } else {
+                    let state = Arc::new(HttpState {
+                        store: store.clone(),
+                        maps: Some(std::sync::Mutex::new(open_maps(&pin_dir)?)),
+                        router: router.clone(),
+                        cardinality,
+                    });
+                    match http::bind(&opts.listen).await {
+                        Ok(listener) => {
+                            tracing::info!("serving http://{}/metrics and /api/v1/", opts.listen);
+                            Some(tokio::spawn(http::serve(listener, state, wait_for(stop))))
+                        }
+                        Err(e) => {
+                            tracing::error!("no HTTP server: {e:#}");
+                            None
+                        }
+                    }
+                };
+                if opts.kpi_interval > 0 {
+                    let mut c = Collector::new(router.clone(), open_maps(&pin_dir)?, store)
+                        .with_retention(retention);
+                    c.run(Duration::from_secs(opts.kpi_interval), stop).await;
+                }
+                if let Some(s) = server {
+                    let _ = s.await;
+                }
+                anyhow::Ok(())
+            };
+            match runtime() {
+                Ok(rt) => {
+                    if let Err(e) = rt.block_on(run) {
+                        tracing::error!("KPI collector / HTTP server stopped: {e:#}");
+                    }
+                }
+                Err(e) => tracing::error!("KPI thread: {e:#}"),
+            }
+        })?;
+    Ok(handle)
+}
