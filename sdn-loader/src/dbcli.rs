@@ -423,7 +423,23 @@ pub(crate) fn default_actor() -> String {
     ["SUDO_USER", "USER", "LOGNAME"]
         .iter()
         .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .or_else(login_name)
         .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// The name of this process's user from /etc/passwd (services and cron jobs often run
+/// without $USER), or `uid:N` when it has no entry.
+fn login_name() -> Option<String> {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_owned())
+        })
+        .or_else(|| Some(format!("uid:{uid}")))
 }
 
 /// Runs one `db` command against the database at `db_url`.

@@ -13,54 +13,14 @@ mod support;
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     thread::sleep,
     time::{Duration, Instant},
 };
 
-use support::netns::{LOADER, is_root, run_ok, workspace_root};
+use support::daemon::{Hub, loader, wait_for};
+use support::netns::{is_root, workspace_root};
 
-struct Guard {
-    prefix: String,
-    pin_dir: PathBuf,
-    tmp: PathBuf,
-    child: Option<Child>,
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = Command::new(LOADER)
-            .args([
-                "detach",
-                "--netns",
-                &format!("{}-hub", self.prefix),
-                "--iface",
-                &format!("{}hc", self.prefix),
-                "--iface",
-                &format!("{}hs", self.prefix),
-            ])
-            .arg("--pin-dir")
-            .arg(&self.pin_dir)
-            .arg("--purge")
-            .output();
-        let _ = std::fs::remove_dir_all(&self.pin_dir);
-        let _ = Command::new("bash")
-            .arg(workspace_root().join("scripts/topology.sh"))
-            .args(["down", &self.prefix])
-            .output();
-        let _ = std::fs::remove_dir_all(&self.tmp);
-    }
-}
-
-fn loader(args: &[&str]) -> String {
-    run_ok(Command::new(LOADER).args(args))
-}
-
-/// Pings `count` times (0.2 s apart); returns the replies received.
 fn ping(prefix: &str, dst: &str, count: u32) -> u32 {
     let out = Command::new("ip")
         .args([
@@ -87,47 +47,6 @@ fn ping(prefix: &str, dst: &str, count: u32) -> u32 {
                 .and_then(|n| n.parse().ok())
         })
         .unwrap_or(0)
-}
-
-fn spawn_run(url: &str, prefix: &str, pin_dir: &Path, log: &Path) -> Child {
-    let log = std::fs::File::create(log).unwrap();
-    Command::new(LOADER)
-        .args([
-            "run",
-            "--db",
-            url,
-            "--netns",
-            &format!("{prefix}-hub"),
-            "--iface",
-            &format!("{prefix}hc"),
-            "--iface",
-            &format!("{prefix}hs"),
-            "--poll-ms",
-            "50",
-            "--router",
-            "kp-hub",
-            "--kpi-interval",
-            "1",
-            "--listen",
-            "127.0.0.1:9640",
-        ])
-        .arg("--pin-dir")
-        .arg(pin_dir)
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap()
-}
-
-fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !f() {
-        assert!(
-            t0.elapsed() < limit,
-            "{what} did not happen within {limit:?}"
-        );
-        sleep(Duration::from_millis(100));
-    }
 }
 
 /// Forward and reply packets and bytes, transactions, per agreement, from the database
@@ -182,27 +101,24 @@ fn add(a: [u64; 5], b: [u64; 5]) -> [u64; 5] {
 fn kpis_equal_traffic_across_restart_and_policy_change() {
     assert!(is_root(), "this test needs root");
     let prefix = format!("kp{:x}", std::process::id());
-    let tmp = std::env::temp_dir().join(format!("sdn-{prefix}"));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).unwrap();
-    let mut g = Guard {
-        pin_dir: PathBuf::from(format!("/sys/fs/bpf/{prefix}")),
-        prefix: prefix.clone(),
-        tmp: tmp.clone(),
-        child: None,
-    };
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().to_path_buf();
+    let mut g = Hub::up(&prefix, &tmp);
+    // This test is about counting: the policy change below must not wait for a confirm.
+    g.args = [
+        "--kpi-interval",
+        "1",
+        "--listen",
+        "127.0.0.1:9640",
+        "--no-guard",
+    ]
+    .map(str::to_owned)
+    .to_vec();
     let url = format!("sqlite://{}", tmp.join("sdn.db").display());
     let policy = workspace_root().join("examples/demo-policy.toml");
     loader(&["db", "--db", &url, "import", policy.to_str().unwrap()]);
-    run_ok(
-        Command::new("bash")
-            .arg(workspace_root().join("scripts/topology.sh"))
-            .args(["up", &prefix]),
-    );
-    g.child = Some(spawn_run(&url, &prefix, &g.pin_dir, &tmp.join("run.log")));
-    wait_for("attach", Duration::from_secs(30), || {
-        g.pin_dir.join("links").join(format!("{prefix}hs")).exists()
-    });
+    g.spawn(&url, "kp-hub");
+    g.wait_attached();
 
     // 1. Traffic under 1001, collected.
     assert_eq!(ping(&prefix, "203.0.113.10", 3), 3);
@@ -216,7 +132,7 @@ fn kpis_equal_traffic_across_restart_and_policy_change() {
     c.kill().unwrap();
     c.wait().unwrap();
     assert_eq!(ping(&prefix, "203.0.113.10", 2), 2);
-    g.child = Some(spawn_run(&url, &prefix, &g.pin_dir, &tmp.join("run2.log")));
+    g.spawn(&url, "kp-hub");
     assert_eq!(ping(&prefix, "203.0.113.10", 2), 2);
     expect.insert(1001, add(expect[&1001], add(pings(2, 1), pings(2, 1))));
     wait_for("counts across the restart", Duration::from_secs(15), || {
@@ -263,14 +179,22 @@ fn kpis_equal_traffic_across_restart_and_policy_change() {
 
     // 4. /metrics of the daemon (in the hub's namespace) parses and shows the data plane's
     // counters: 1004 in force with its 4 pings, 1001 gone.
-    let body = run_ok(Command::new("ip").args([
-        "netns",
-        "exec",
-        &format!("{prefix}-hub"),
-        "curl",
-        "-sf",
-        "http://127.0.0.1:9640/metrics",
-    ]));
+    // The daemon serves on the host's loopback (it enters the hub's namespace only to
+    // attach).
+    let body = {
+        use std::io::{Read as _, Write as _};
+        let mut c = std::net::TcpStream::connect("127.0.0.1:9640").unwrap();
+        c.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .unwrap();
+        let mut text = String::new();
+        c.read_to_string(&mut text).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(
+            head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+            "{head}"
+        );
+        body.to_owned()
+    };
     let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).unwrap();
     let get = |name: &str, agreement: &str| {
         scrape
