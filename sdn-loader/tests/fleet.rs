@@ -26,6 +26,27 @@ fn converged(url: &str, revision: u64) -> bool {
     })
 }
 
+/// `count` pings 10 ms apart from the client of topology `prefix` to 203.0.113.10 (1001).
+fn flood(prefix: &str, count: u32) -> std::process::Child {
+    Command::new("ip")
+        .args(["netns", "exec", &format!("{prefix}-client")])
+        .args([
+            "ping",
+            "-q",
+            "-c",
+            &count.to_string(),
+            "-i",
+            "0.01",
+            "-W",
+            "1",
+        ])
+        .arg("203.0.113.10")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 fn revision(url: &str) -> u64 {
     loader(&["db", "--db", url, "revision"])
         .trim()
@@ -71,7 +92,10 @@ fn two_routers_on_one_postgres() {
         );
     }
 
-    // A new agreement for the lab: both routers enforce it, woken by NOTIFY.
+    // A new agreement for the lab while 1001 carries a ping flood through hub B: both
+    // routers enforce it (woken by NOTIFY), and not one packet of 1001 is dropped.
+    let flood_b = flood(&b.prefix, 300);
+    std::thread::sleep(Duration::from_millis(300));
     loader(&[
         "db",
         "--db",
@@ -93,6 +117,12 @@ fn two_routers_on_one_postgres() {
         || converged(&url, rev),
     );
     eprintln!("two routers converged on revision {rev} {took:?} after the commit (status-based)");
+    let out = flood_b.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("300 packets transmitted, 300 received"),
+        "an untouched agreement must not lose a packet during a sync: {text}"
+    );
     for h in [&a, &b] {
         assert!(
             ping_from(&h.prefix, Some("198.51.100.20"), "203.0.113.10"),
@@ -162,28 +192,12 @@ fn two_routers_on_one_postgres() {
     // kill -9 and restart under traffic: 400 pings 10 ms apart through hub A; the loader dies
     // and comes back in the middle; every ping is answered and counted.
     let before = a.forward_packets(1001).unwrap();
-    let flood = Command::new("ip")
-        .args(["netns", "exec", &format!("{}-client", a.prefix)])
-        .args([
-            "ping",
-            "-q",
-            "-c",
-            "400",
-            "-i",
-            "0.01",
-            "-W",
-            "1",
-            "203.0.113.10",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let flood_a = flood(&a.prefix, 400);
     std::thread::sleep(Duration::from_millis(800));
     a.kill();
     std::thread::sleep(Duration::from_millis(300));
     a.spawn(&url, "hub-a");
-    let out = flood.wait_with_output().unwrap();
+    let out = flood_a.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("400 packets transmitted, 400 received"),
