@@ -7,6 +7,7 @@ pub mod compile;
 pub mod dataplane;
 pub mod db;
 pub mod explain;
+pub mod generator;
 pub mod paths;
 pub mod policy;
 pub mod probe;
