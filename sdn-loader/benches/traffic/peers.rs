@@ -25,7 +25,7 @@ pub(crate) enum Peer {
     XdpFilter,
     /// nftables: forward chain, concatenated interval sets (XDP_PASS on the ingress).
     Nftables,
-    /// iptables (nf_tables backend) with ipset hash:net,port,net (XDP_PASS on the ingress).
+    /// iptables (nf_tables backend) with ipset hash:ip,port,net (XDP_PASS on the ingress).
     Iptables,
 }
 
@@ -158,6 +158,13 @@ pub(crate) fn install(filter: Peer, policy: &Policy) -> Result<Installed> {
     })
 }
 
+/// Removes a temporary file unless SDN_BENCH_KEEP asks to keep it (for debugging).
+fn remove(path: &std::path::Path) {
+    if std::env::var_os("SDN_BENCH_KEEP").is_none() {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 fn tmp_file(name: &str, text: &str) -> Result<std::path::PathBuf> {
     let path = std::env::temp_dir().join(format!("bn-{}-{name}", std::process::id()));
     std::fs::write(&path, text).with_context(|| format!("{}", path.display()))?;
@@ -208,25 +215,34 @@ fn nftables(policy: &Policy) -> Result<usize> {
     }
     let _ = writeln!(
         text,
-        "  chain fwd {{\n    type filter hook forward priority filter; policy drop;\n{rules}  }}\n}}"
+        "  chain forward_bn {{\n    type filter hook forward priority filter; policy drop;\n{rules}  }}\n}}"
     );
     let path = tmp_file("rules.nft", &text)?;
     let res = run(&mut in_ns(HUB, &["nft", "-f", &path.to_string_lossy()]));
-    let _ = std::fs::remove_file(&path);
+    remove(&path);
     res?;
     Ok(n)
 }
 
-/// iptables + ipset: hash:net,port,net sets per family, FORWARD policy DROP.
+/// iptables + ipset: hash:ip,port,net sets per family (endpoint, protocol:port, client
+/// prefix; this kernel has no hash:net,port,net), FORWARD policy DROP.
 fn iptables(policy: &Policy) -> Result<usize> {
     let all = tuples(policy);
     let mut text = String::new();
-    let n4 = all.iter().filter(|t| t.client.addr().is_ipv4()).count();
-    let n6 = all.len() - n4;
+    // ipset expands a port range into one element per port.
+    let elements = |v4: bool| -> usize {
+        all.iter()
+            .filter(|t| t.client.addr().is_ipv4() == v4)
+            .map(|t| usize::from(t.ports.1 - t.ports.0) + 1)
+            .sum()
+    };
+    let (n4, n6) = (elements(true), elements(false));
     let _ = writeln!(
         text,
-        "create bn4 hash:net,port,net family inet maxelem {}\ncreate bn6 hash:net,port,net family inet6 maxelem {}",
+        "create bn4 hash:ip,port,net family inet hashsize {} maxelem {}\ncreate bn6 hash:ip,port,net family inet6 hashsize {} maxelem {}",
+        (n4 * 2).max(1024).next_power_of_two(),
         (n4 * 2).max(1024),
+        (n6 * 2).max(1024).next_power_of_two(),
         (n6 * 2).max(1024)
     );
     for t in &all {
@@ -243,7 +259,9 @@ fn iptables(policy: &Policy) -> Result<usize> {
         let _ = writeln!(
             text,
             "add {set} {},{}:{port},{}",
-            t.client, t.proto, t.endpoint
+            t.endpoint.addr(),
+            t.proto,
+            t.client
         );
     }
     let path = tmp_file("ipset", &text)?;
@@ -251,11 +269,13 @@ fn iptables(policy: &Policy) -> Result<usize> {
         HUB,
         &["ipset", "restore", "-file", &path.to_string_lossy()],
     ));
-    let _ = std::fs::remove_file(&path);
+    remove(&path);
     res?;
     for (cmd, set) in [("iptables", "bn4"), ("ip6tables", "bn6")] {
         run(&mut in_ns(HUB, &[cmd, "-P", "FORWARD", "DROP"]))?;
-        for dirs in ["src,dst,dst", "dst,src,src"] {
+        // Element: endpoint address, protocol:port, client prefix. Forward: (daddr, dport,
+        // saddr); reply: (saddr, sport, daddr).
+        for dirs in ["dst,dst,src", "src,src,dst"] {
             run(&mut in_ns(
                 HUB,
                 &[
@@ -337,7 +357,7 @@ fn xdp_filter(policy: &Policy) -> Result<usize> {
             "-c",
         ])
         .arg(&script));
-    let _ = std::fs::remove_file(&batch_path);
+    remove(&batch_path);
     res?;
     Ok(addrs.len())
 }
@@ -357,7 +377,7 @@ pub(crate) fn bpftool_time(prog_id: u64, frame: &[u8], repeat: u32) -> Result<(f
         "repeat",
         &repeat.to_string(),
     ]));
-    let _ = std::fs::remove_file(&path);
+    remove(&path);
     let out = out?;
     // "Return value: 2, duration (average): 57ns"
     let ret = out
