@@ -73,8 +73,11 @@ enum Task {
         #[arg(long, num_args = 1.., default_values_t = ["6351".to_owned(), "100000".to_owned()])]
         peer_sizes: Vec<String>,
         /// Frames per traffic measurement.
-        #[arg(long, default_value_t = 2_000_000)]
+        #[arg(long, default_value_t = 1_000_000)]
         packets: u64,
+        /// Rewrite the report from the last run's figures (target/bench-report) only.
+        #[arg(long)]
+        no_run: bool,
     },
     /// Boot Debian 12's 6.1 LTS kernel under qemu (TCG) and prove the data plane there: the
     /// verifier accepts it, verdicts equal the host kernel's, real traffic over veth.
@@ -417,10 +420,12 @@ fn main() -> Result<()> {
             kernel_sizes,
             peer_sizes,
             packets,
+            no_run,
         } => report::bench_report(&report::ReportOptions {
             kernel_sizes,
             peer_sizes,
             packets,
+            no_run,
         }),
         Task::KernelTest { kernel, no_build } => {
             if !no_build {
