@@ -174,7 +174,8 @@ pub enum Program {
     Pass,
     /// Parse plus one flow-table lookup, then XDP_PASS.
     FlowFloor,
-    /// The benchmark packet generator (XDP_TX; see `generator`).
+    /// The benchmark packet generator (XDP_TX; see `generator`). Loaded into the kernel only
+    /// when a benchmark first uses it, so that the data plane never depends on it.
     Gen,
 }
 
@@ -300,7 +301,6 @@ impl Dataplane {
             PROGRAM_NAME,
             PASS_NAME,
             FLOW_FLOOR_NAME,
-            GEN_NAME,
         ] {
             let program: &mut Xdp = ebpf
                 .program_mut(name)

@@ -138,6 +138,10 @@ impl Dataplane {
         opts.attrs = TestRunAttrs::new().xdp_live_frames(BATCH);
         let name = Program::Gen.name();
         let prog = self.xdp_mut(Program::Gen)?;
+        if prog.fd().is_err() {
+            prog.load()
+                .map_err(|source| GeneratorError::Program { name, source })?;
+        }
         let t0 = Instant::now();
         prog.test_run(opts)
             .map_err(|source| GeneratorError::Program { name, source })?;
