@@ -17,7 +17,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{
+    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+};
 use sdn_common::flags;
 use sdn_loader::{
     compile::compile,
@@ -44,7 +46,9 @@ fn policy_benches(c: &mut Criterion) {
         }
         let policy = synthetic::policy(synthetic::Shape::scaled(size));
         let mut g = c.benchmark_group("compile");
-        g.sample_size(10).warm_up_time(Duration::from_millis(100));
+        g.sample_size(10)
+            .sampling_mode(SamplingMode::Flat)
+            .warm_up_time(Duration::from_millis(100));
         g.throughput(Throughput::Elements(size as u64));
         g.bench_function(BenchmarkId::from_parameter(size), |b| {
             b.iter(|| compile(&policy, today).map(|c| c.prefixes.len()).ok());
@@ -56,7 +60,9 @@ fn policy_benches(c: &mut Criterion) {
             Err(e) => panic!("loading {size}: {e:#}"),
         };
         let mut g = c.benchmark_group("apply");
-        g.sample_size(10).warm_up_time(Duration::from_millis(100));
+        g.sample_size(10)
+            .sampling_mode(SamplingMode::Flat)
+            .warm_up_time(Duration::from_millis(100));
         g.bench_function(BenchmarkId::from_parameter(size), |b| {
             b.iter_custom(|iters| {
                 let t0 = Instant::now();
@@ -71,7 +77,9 @@ fn policy_benches(c: &mut Criterion) {
         g.finish();
 
         let mut g = c.benchmark_group("counters");
-        g.sample_size(10).warm_up_time(Duration::from_millis(100));
+        g.sample_size(10)
+            .sampling_mode(SamplingMode::Flat)
+            .warm_up_time(Duration::from_millis(100));
         g.bench_function(BenchmarkId::from_parameter(size), |b| {
             b.iter(|| loaded.dp.agreement_counters().map(|v| v.len()).ok());
         });

@@ -40,7 +40,7 @@ pub enum GeneratorError {
     },
     /// The template's transport header is not at an offset the generator can rewrite.
     #[error(
-        "template frame: the transport header must be at offset 34 (IPv4, no options, no VLAN) or 54 (IPv6, no extension headers) ; got {0}"
+        "template frame: the transport header must be at offset 34 (IPv4, no options, no VLAN) or 54 (IPv6, no extension headers); got {0}"
     )]
     Offset(u32),
 }

@@ -356,6 +356,7 @@ fn write_report(
         md,
         "\n![ns per packet against agreements](ns-per-packet.svg)\n"
     );
+    criterion_table(&mut md);
     let _ = writeln!(md, "## Peers: same topology, same traffic\n");
     let mix = peers.get("mix").and_then(Value::as_str).unwrap_or("?");
     let _ = writeln!(
@@ -441,5 +442,59 @@ fn targets(figures: &[(String, u64, f64, f64)], kfig: &[(String, String, f64)], 
                 theirs - pass
             );
         }
+    }
+}
+
+/// Criterion's last estimates for the policy benchmarks (`target/criterion/GROUP/N`), if
+/// `cargo bench --bench cost` has run: compile, apply and counter collection per size.
+fn criterion_table(md: &mut String) {
+    let base = crate::root().join("target/criterion");
+    let mut sizes: Vec<u64> = std::fs::read_dir(base.join("compile"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+        .collect();
+    if sizes.is_empty() {
+        return;
+    }
+    sizes.sort_unstable();
+    let _ = writeln!(
+        md,
+        "## Policy compilation, apply and counter collection (criterion)\n\nFrom `cargo bench -p sdn-loader --bench cost` (its last estimates in `target/criterion`; mean with 95% confidence interval, and when it was measured). *apply* is the data plane's policy switch: sdn-filter does not diff map entries, it writes the whole inactive generation, flips one word and deletes the old generation, so any change (one agreement included) costs this. *counters* reads every agreement's per-CPU counters.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| agreements | compile | apply | counters | measured (UTC) |\n|---:|---:|---:|---:|---|"
+    );
+    for size in sizes {
+        let mut cells = Vec::new();
+        let mut when = String::new();
+        for group in ["compile", "apply", "counters"] {
+            let path = base.join(format!("{group}/{size}/new/estimates.json"));
+            let cell = read_json(&path).ok().and_then(|v| {
+                let m = v.get("mean")?;
+                let p = m.get("point_estimate")?.as_f64()?;
+                let ci = m.get("confidence_interval")?;
+                let lo = ci.get("lower_bound")?.as_f64()?;
+                let hi = ci.get("upper_bound")?.as_f64()?;
+                Some(format!("{} ({}-{})", ms(p), ms(lo), ms(hi)))
+            });
+            if when.is_empty() && cell.is_some() {
+                when = shell(&format!("date -u -r {} '+%Y-%m-%d %H:%M'", path.display()));
+            }
+            cells.push(cell.unwrap_or_else(|| "-".to_owned()));
+        }
+        let _ = writeln!(md, "| {} | {} | {when} |", group(size), cells.join(" | "));
+    }
+    let _ = writeln!(md);
+}
+
+/// Nanoseconds as milliseconds or seconds.
+fn ms(ns: f64) -> String {
+    if ns >= 1e9 {
+        format!("{:.2} s", ns / 1e9)
+    } else {
+        format!("{:.1} ms", ns / 1e6)
     }
 }
