@@ -50,6 +50,27 @@ pub mod jump {
 pub const PASS_NAME: &str = "sdn_pass";
 /// Name of a benchmark reference program: parse and one flow-table lookup, nothing else.
 pub const FLOW_FLOOR_NAME: &str = "sdn_flow_floor";
+/// Name of the benchmark packet generator (BPF_PROG_RUN live frames; never attached).
+pub const GEN_NAME: &str = "sdn_gen";
+/// Name of the generator's settings map (`generator::*` indexes).
+pub const GEN_MAP: &str = "SDN_GEN";
+/// Name of the generator's header template map (one `[u8; generator::HEADER_BYTES]`).
+pub const GEN_HEADER_MAP: &str = "SDN_GEN_HEADER";
+/// Indexes of the generator's settings map `GEN_MAP` (u32 values).
+pub mod generator {
+    /// Number of distinct source ports (flows) to spread frames over; 0 or 1 keeps the
+    /// template's own port.
+    pub const FLOWS: u32 = 0;
+    /// Offset of the transport header in the template: 34 (IPv4 without options) or 54
+    /// (IPv6 without extension headers); any other value leaves the frame as it is.
+    pub const L4_OFFSET: u32 = 1;
+    /// First source port of the range.
+    pub const FIRST_PORT: u32 = 2;
+    /// Entries in the map.
+    pub const ENTRIES: u32 = 3;
+    /// Size of the header template map's value (`GEN_HEADER_MAP`).
+    pub const HEADER_BYTES: usize = 128;
+}
 
 /// At most this many VLAN tags are parsed; one more is malformed.
 pub const MAX_VLAN_TAGS: usize = 2;
@@ -424,6 +445,8 @@ pub mod action {
     pub const DROP: u32 = 1;
     /// Pass.
     pub const PASS: u32 = 2;
+    /// Transmit out of the receiving interface (the benchmark generator only).
+    pub const TX: u32 = 3;
 }
 
 macro_rules! reasons {

@@ -18,9 +18,9 @@ use aya::{
 };
 use sdn_common::{
     AgreementCounters, CLASSIFIER_NAME, Config, DEFAULT_FLOW_TIMEOUT_S, DEFAULT_FRAGMENT_TIMEOUT_S,
-    FLOW_FLOOR_NAME, LOGGER_NAME, LastDecision, PASS_NAME, PROGRAM_NAME, PrefixKey, PrefixLength,
-    PrefixLengths, PrefixValue, RULES_PER_VALUE, RuleEntry, RuleKey, RuleValue, capacity, jump,
-    maps, prefix_lengths_index, reason,
+    FLOW_FLOOR_NAME, GEN_NAME, LOGGER_NAME, LastDecision, PASS_NAME, PROGRAM_NAME, PrefixKey,
+    PrefixLength, PrefixLengths, PrefixValue, RULES_PER_VALUE, RuleEntry, RuleKey, RuleValue,
+    capacity, jump, maps, prefix_lengths_index, reason,
 };
 
 use crate::compile::Compiled;
@@ -177,6 +177,21 @@ pub enum Program {
     Pass,
     /// Parse plus one flow-table lookup, then XDP_PASS.
     FlowFloor,
+    /// The benchmark packet generator (XDP_TX; see `generator`). Loaded into the kernel only
+    /// when a benchmark first uses it, so that the data plane never depends on it.
+    Gen,
+}
+
+impl Program {
+    /// The program's name in the object.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Filter => PROGRAM_NAME,
+            Self::Pass => PASS_NAME,
+            Self::FlowFloor => FLOW_FLOOR_NAME,
+            Self::Gen => GEN_NAME,
+        }
+    }
 }
 
 /// Outcome of one frame through the program.
@@ -215,7 +230,7 @@ pub struct Maps {
 
 /// A loaded program with its maps.
 pub struct Dataplane {
-    ebpf: Ebpf,
+    pub(crate) ebpf: Ebpf,
     maps: Maps,
     caps: Capacities,
     /// Agreement id -> counter slot (recovered from the rules in force when re-using pins).
@@ -710,12 +725,7 @@ impl Dataplane {
         repeat: u32,
         which: Program,
     ) -> Result<(Duration, u32), DataplaneError> {
-        let name = match which {
-            Program::Filter => PROGRAM_NAME,
-            Program::Pass => PASS_NAME,
-            Program::FlowFloor => FLOW_FLOOR_NAME,
-        };
-        let res = self.test_run(name, frame, repeat)?;
+        let res = self.test_run(which.name(), frame, repeat)?;
         Ok((res.duration, res.return_value))
     }
 

@@ -9,6 +9,7 @@ pub mod config;
 pub mod dataplane;
 pub mod db;
 pub mod explain;
+pub mod generator;
 pub mod http;
 pub mod kpi;
 pub mod paths;

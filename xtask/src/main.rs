@@ -11,6 +11,9 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
 
+mod report;
+mod svg;
+
 #[derive(Parser)]
 #[command(name = "xtask", about = "sdn-filter project tasks")]
 struct Cli {
@@ -51,6 +54,30 @@ enum Task {
     Bench {
         /// Policy sizes (agreements); default 10 6351 1000000.
         sizes: Vec<String>,
+    },
+    /// In-kernel packet generator (BPF_PROG_RUN live frames) from a generator namespace
+    /// into the hub, through one filter; `pktgen peers ...` compares all filters.
+    /// Options: see `cargo bench -p sdn-loader --bench traffic -- pktgen --help`.
+    Pktgen {
+        /// Options for the traffic benchmark (e.g. --filter nftables --flows 10000).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Run the figure-printing benchmarks and the peers, then write benches/RESULTS.md and
+    /// benches/ns-per-packet.svg.
+    BenchReport {
+        /// Policy sizes for the in-kernel figures.
+        #[arg(long, num_args = 1.., default_values_t = ["10".to_owned(), "6351".to_owned(), "100000".to_owned(), "1000000".to_owned()])]
+        kernel_sizes: Vec<String>,
+        /// Policy sizes for the traffic comparison.
+        #[arg(long, num_args = 1.., default_values_t = ["6351".to_owned(), "100000".to_owned()])]
+        peer_sizes: Vec<String>,
+        /// Frames per traffic measurement.
+        #[arg(long, default_value_t = 1_000_000)]
+        packets: u64,
+        /// Rewrite the report from the last run's figures (target/bench-report) only.
+        #[arg(long)]
+        no_run: bool,
     },
     /// Boot Debian 12's 6.1 LTS kernel under qemu (TCG) and prove the data plane there: the
     /// verifier accepts it, verdicts equal the host kernel's, real traffic over veth.
@@ -388,6 +415,18 @@ fn main() -> Result<()> {
             args,
         } => test(no_lint, no_kernel, &args),
         Task::Bench { sizes } => bench(&sizes),
+        Task::Pktgen { args } => report::pktgen(&args),
+        Task::BenchReport {
+            kernel_sizes,
+            peer_sizes,
+            packets,
+            no_run,
+        } => report::bench_report(&report::ReportOptions {
+            kernel_sizes,
+            peer_sizes,
+            packets,
+            no_run,
+        }),
         Task::KernelTest { kernel, no_build } => {
             if !no_build {
                 build()?;

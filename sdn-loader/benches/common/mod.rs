@@ -1,0 +1,157 @@
+//! Shared by the benchmarks: a synthetic policy of some size loaded into a private instance of
+//! the real program, and the frames of each measured case.
+
+// Shared by several bench binaries; each uses a part of it.
+#![allow(dead_code)]
+
+use std::{net::IpAddr, time::Instant};
+
+use anyhow::{Context as _, Result, bail};
+use chrono::NaiveDate;
+use sdn_loader::{
+    compile::{Compiled, compile},
+    dataplane::{Capacities, Dataplane, Program},
+    synth::{Spec, build},
+    synthetic::{self, Shape},
+};
+
+/// Policy sizes (agreements) from `SDN_BENCH_SIZES` (comma or space separated), or `default`.
+pub(crate) fn sizes_from_env(default: &[usize]) -> Vec<usize> {
+    let v: Vec<usize> = std::env::var("SDN_BENCH_SIZES")
+        .unwrap_or_default()
+        .split([',', ' '])
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    if v.is_empty() { default.to_vec() } else { v }
+}
+
+/// The date policies are judged on (all synthetic agreements are unexpired).
+pub(crate) fn today() -> Result<NaiveDate> {
+    NaiveDate::from_ymd_opt(2026, 1, 1).context("date")
+}
+
+/// One measured case: a frame and the action the filter must return for it.
+pub(crate) struct Case {
+    /// Short name (criterion id, table column).
+    pub(crate) name: &'static str,
+    /// The frame.
+    pub(crate) frame: Vec<u8>,
+    /// Expected XDP action (1 drop, 2 pass).
+    pub(crate) action: u32,
+    /// The program must skip its flow-table lookup (first packet of a flow every time).
+    pub(crate) no_flow_lookup: bool,
+}
+
+/// A loaded instance with a synthetic policy of `size` agreements.
+pub(crate) struct Loaded {
+    /// The instance.
+    pub(crate) dp: Dataplane,
+    /// The compiled policy.
+    pub(crate) compiled: Compiled,
+    /// Seconds to build + compile + load.
+    pub(crate) load_s: f64,
+    /// Seconds to apply (write a generation, switch, delete the old one).
+    pub(crate) apply_s: f64,
+    /// Shape of the policy.
+    pub(crate) shape: Shape,
+}
+
+/// Builds, compiles, loads and applies a synthetic policy of `size` agreements.
+pub(crate) fn load(size: usize) -> Result<Loaded> {
+    let shape = Shape::scaled(size);
+    let policy = synthetic::policy(shape);
+    let t0 = Instant::now();
+    let compiled = compile(&policy, today()?)?;
+    let mut caps = Capacities::for_replay(&compiled);
+    caps.flows = 1 << 16;
+    let mut dp = Dataplane::load_private(caps)?;
+    let load_s = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    dp.apply(&compiled)?;
+    let apply_s = t1.elapsed().as_secs_f64();
+    Ok(Loaded {
+        dp,
+        compiled,
+        load_s,
+        apply_s,
+        shape,
+    })
+}
+
+fn spec(src: IpAddr, dst: IpAddr, dport: u16, tcp_flags: u8, ext_headers: usize) -> Spec {
+    Spec {
+        src,
+        dst,
+        protocol: 6,
+        sport: 40000,
+        dport,
+        vlan: None,
+        tcp_flags,
+        ext_headers,
+    }
+}
+
+/// The cases of issue 5, for agreement 1 (client 0 -> service 0) of `shape`: established
+/// IPv4 TCP flow, first packet (SYN, flow lookup skipped), denied (a port the agreement does
+/// not allow: classified both ways, not inserted), IPv6 with two extension headers
+/// (established), VLAN-tagged (established).
+pub(crate) fn cases(shape: &Shape) -> Result<Vec<Case>> {
+    let (c, s) = synthetic::agreement_pair(0, shape);
+    let src = IpAddr::V4(synthetic::client_addr(c));
+    let dst = IpAddr::V4(synthetic::service_addr(s));
+    let port = synthetic::service_port(s);
+    let src6 = match synthetic::client_prefix6(0) {
+        ipnet::IpNet::V6(n) => IpAddr::V6(n.network()),
+        ipnet::IpNet::V4(_) => bail!("client prefix6 is not IPv6"),
+    };
+    let dst6 = IpAddr::V6(synthetic::service_addr6(0));
+    let mut vlan = spec(src, dst, port, 0x10, 0);
+    vlan.vlan = Some(100);
+    Ok(vec![
+        Case {
+            name: "established",
+            frame: build(&spec(src, dst, port, 0x10, 0))?,
+            action: 2,
+            no_flow_lookup: false,
+        },
+        Case {
+            name: "first_packet",
+            frame: build(&spec(src, dst, port, 0x02, 0))?,
+            action: 2,
+            no_flow_lookup: true,
+        },
+        Case {
+            name: "denied",
+            frame: build(&spec(src, dst, port.wrapping_add(1), 0x02, 0))?,
+            action: 1,
+            no_flow_lookup: false,
+        },
+        Case {
+            name: "ipv6_ext_headers",
+            frame: build(&spec(src6, dst6, 443, 0x10, 2))?,
+            action: 2,
+            no_flow_lookup: false,
+        },
+        Case {
+            name: "vlan_tagged",
+            frame: build(&vlan)?,
+            action: 2,
+            no_flow_lookup: false,
+        },
+    ])
+}
+
+/// Runs each established case once so that its flow is in the flow table.
+pub(crate) fn prime(dp: &mut Dataplane, cases: &[Case]) -> Result<()> {
+    for case in cases.iter().filter(|c| !c.no_flow_lookup && c.action == 2) {
+        let (_, action) = dp.time_frame(&case.frame, 1, Program::Filter)?;
+        if action != case.action {
+            bail!(
+                "{}: expected action {}, got {action}",
+                case.name,
+                case.action
+            );
+        }
+    }
+    Ok(())
+}
