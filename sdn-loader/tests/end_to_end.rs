@@ -450,10 +450,12 @@ fn icmp_and_udp_counters_equal_what_was_sent() {
     // N echo requests -> N forward and N reply packets of 98 bytes, one transaction.
     const PINGS: u32 = 5;
     let before = topo.stats();
-    assert_eq!(
-        ping(&topo.client(), FMK, PINGS, 56),
-        (PINGS, PINGS),
-        "ping 203.0.113.10"
+    // With a deadline, ping sends more than asked when a reply is slow (neighbour
+    // resolution on a loaded machine): count what it sent, all of which must come back.
+    let (sent, received) = ping(&topo.client(), FMK, PINGS, 56);
+    assert!(
+        sent >= PINGS && received == sent,
+        "ping 203.0.113.10: sent {sent}, received {received}"
     );
     let g = topo.stats().grown(&before, FMK_AGREEMENT);
     assert_eq!(
@@ -465,10 +467,10 @@ fn icmp_and_udp_counters_equal_what_was_sent() {
             g.transactions
         ),
         (
-            u64::from(PINGS),
-            u64::from(PINGS) * PING4_FRAME,
-            u64::from(PINGS),
-            u64::from(PINGS) * PING4_FRAME,
+            u64::from(sent),
+            u64::from(sent) * PING4_FRAME,
+            u64::from(sent),
+            u64::from(sent) * PING4_FRAME,
             1
         ),
         "ICMP echo: (forward packets, bytes, reply packets, bytes, transactions)"
@@ -532,10 +534,12 @@ fn ipv6_ping_and_tcp_pass_and_count() {
     // ping6 first: this also resolves the neighbours before TCP is measured.
     const PINGS: u32 = 4;
     let before = topo.stats();
-    assert_eq!(
-        ping(&topo.client(), FMK6, PINGS, 56),
-        (PINGS, PINGS),
-        "ping 2001:db8:300::10"
+    // With a deadline, ping sends more than asked when a reply is slow (neighbour
+    // resolution on a loaded machine): count what it sent, all of which must come back.
+    let (sent, received) = ping(&topo.client(), FMK6, PINGS, 56);
+    assert!(
+        sent >= PINGS && received == sent,
+        "ping 2001:db8:300::10: sent {sent}, received {received}"
     );
     let g = topo.stats().grown(&before, FMK_AGREEMENT);
     assert_eq!(
@@ -547,10 +551,10 @@ fn ipv6_ping_and_tcp_pass_and_count() {
             g.transactions
         ),
         (
-            u64::from(PINGS),
-            u64::from(PINGS) * PING6_FRAME,
-            u64::from(PINGS),
-            u64::from(PINGS) * PING6_FRAME,
+            u64::from(sent),
+            u64::from(sent) * PING6_FRAME,
+            u64::from(sent),
+            u64::from(sent) * PING6_FRAME,
             1
         ),
         "ICMPv6 echo: (forward packets, bytes, reply packets, bytes, transactions)"

@@ -15,7 +15,9 @@ use std::{
     time::Duration,
 };
 
-use support::daemon::{Hub, Postgres, loader, ping_from, router_status, status, wait_for};
+use support::daemon::{
+    Hub, Postgres, create_agreement, loader, ping_from, router_status, status, wait_for,
+};
 use support::netns::{is_root, workspace_root};
 
 /// Both routers report `revision` applied and are in sync.
@@ -96,20 +98,7 @@ fn two_routers_on_one_postgres() {
     // routers enforce it (woken by NOTIFY), and not one packet of 1001 is dropped.
     let flood_b = flood(&b.prefix, 300);
     std::thread::sleep(Duration::from_millis(300));
-    loader(&[
-        "db",
-        "--db",
-        &url,
-        "agreement",
-        "create",
-        "1006",
-        "--client",
-        "lab",
-        "--service",
-        "fmk",
-        "--state",
-        "approved",
-    ]);
+    create_agreement(&url, 1006, "lab", "fmk");
     let rev = revision(&url);
     let took = wait_for(
         "both routers to apply the new agreement",

@@ -18,7 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use support::daemon::{Hub, loader, wait_for};
+use support::daemon::{Hub, create_agreement, loader, wait_for};
 use support::netns::{is_root, workspace_root};
 
 fn ping(prefix: &str, dst: &str, count: u32) -> u32 {
@@ -141,20 +141,7 @@ fn kpis_equal_traffic_across_restart_and_policy_change() {
 
     // 3. Policy change: a new agreement for the same client and service (1001 still counts:
     // lowest id), then 1001 is revoked and the traffic counts to 1004.
-    loader(&[
-        "db",
-        "--db",
-        &url,
-        "agreement",
-        "create",
-        "1004",
-        "--client",
-        "ouh-clinic",
-        "--service",
-        "fmk",
-        "--state",
-        "approved",
-    ]);
+    create_agreement(&url, 1004, "ouh-clinic", "fmk");
     // 1004 covers the same traffic as 1001, so no rule names it (the lowest id wins) and
     // `stats` cannot show when it is applied: give the 50 ms poll ample time.
     sleep(Duration::from_secs(1));

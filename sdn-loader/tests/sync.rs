@@ -9,7 +9,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::daemon::{Hub, loader, ping_from, router_status, wait_for};
+use support::daemon::{Hub, create_agreement, loader, ping_from, router_status, wait_for};
 use support::netns::{is_root, workspace_root};
 
 fn ping(prefix: &str, dst: &str) -> bool {
@@ -96,20 +96,7 @@ fn follows_the_database_and_fails_static() {
     });
     eprintln!("confirmed revocation enforced {took:?} after confirm returned (ping-based)");
     // A new agreement for the same client and service brings it back.
-    loader(&[
-        "db",
-        "--db",
-        &url,
-        "agreement",
-        "create",
-        "1004",
-        "--client",
-        "ouh-clinic",
-        "--service",
-        "fmk",
-        "--state",
-        "approved",
-    ]);
+    create_agreement(&url, 1004, "ouh-clinic", "fmk");
     wait_for("the new agreement", Duration::from_secs(5), || {
         ping(&prefix, "203.0.113.10")
     });

@@ -19,6 +19,25 @@ pub fn loader(args: &[&str]) -> String {
     run_ok(Command::new(LOADER).args(args))
 }
 
+/// Creates approved agreement `id` of `client` to `service` through the CLI.
+pub fn create_agreement(url: &str, id: u32, client: &str, service: &str) {
+    let id = id.to_string();
+    loader(&[
+        "db",
+        "--db",
+        url,
+        "agreement",
+        "create",
+        &id,
+        "--client",
+        client,
+        "--service",
+        service,
+        "--state",
+        "approved",
+    ]);
+}
+
 /// Waits until `f` holds, at most `limit`; returns how long it took.
 pub fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
     let t0 = Instant::now();
