@@ -58,7 +58,9 @@ impl Decision {
 pub fn sdn_filter(ctx: XdpContext) -> u32 {
     let cfg = config();
     let len = (ctx.data_end() - ctx.data()) as u64;
-    let generation = cfg.active_generation & 1;
+    // Flow entries carry the whole generation counter (the map parity alone would let an
+    // entry from two policies ago pass for current).
+    let generation = cfg.active_generation;
     let now = now_ns();
     // Established plain IPv4 TCP/UDP: one compact flow lookup, no general parse.
     let mut known = None;
@@ -147,7 +149,7 @@ pub fn sdn_classify(ctx: XdpContext) -> u32 {
     let s: &mut Scratch = unsafe { &mut *s };
     let d = classify_first(&ctx, &*s, &cfg);
     if s.parsed.frag == FragState::First {
-        remember_fragment(&s.parsed, &d, cfg.active_generation & 1, s.now);
+        remember_fragment(&s.parsed, &d, cfg.active_generation, s.now);
     }
     if cfg.flags & flags::LOG_DROPS != 0 && !reason::passes(d.reason) {
         log_drop(&ctx, s, d.reason, true);
@@ -271,7 +273,7 @@ fn general_path(
             return Some(Decision::plain(r));
         }
     };
-    let generation = cfg.active_generation & 1;
+    let generation = cfg.active_generation;
     let d = if p.frag == FragState::Later {
         later_fragment(&p, generation, now, cfg.fragment_timeout)
     } else {
@@ -431,6 +433,7 @@ fn flow_key4(p: &Parsed) -> FlowKey4 {
 #[inline(always)]
 fn classify_first(ctx: &XdpContext, s: &Scratch, cfg: &Config) -> Decision {
     let p = &s.parsed;
+    // The map entries of the policy in force are those of the counter's parity.
     let generation = cfg.active_generation & 1;
     if s.icmp == packet::ICMP_ERROR {
         return icmp_error(packet::quoted(ctx, p), generation);
@@ -454,7 +457,7 @@ fn classify_first(ctx: &XdpContext, s: &Scratch, cfg: &Config) -> Decision {
     }
     let value = FlowValue {
         last_seen: s.now,
-        generation,
+        generation: cfg.active_generation,
         agreement: d.agreement,
         slot: d.slot,
         kind: if d.kind == 0 { kind::INFRA } else { d.kind },

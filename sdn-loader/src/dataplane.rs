@@ -616,14 +616,17 @@ impl Dataplane {
             return Err(e);
         }
         let mut new_cfg = cfg;
-        new_cfg.active_generation = u32::from(next);
+        // A counter, not just the parity that selects the map entries: flow and fragment
+        // entries remember the whole number, so an entry decided two policies ago can never
+        // pass for current when the parity comes round again.
+        new_cfg.active_generation = cfg.active_generation.wrapping_add(1);
         self.set_config(new_cfg)?;
         self.slots = slots;
         self.live = Some((need_p, need_r));
         self.delete_generation(active)?;
         self.next_clean = true;
         Ok(ApplyReport {
-            generation: u32::from(next),
+            generation: new_cfg.active_generation,
             prefixes: need_p,
             rules: need_r,
             agreements: compiled.agreements.len(),
@@ -805,9 +808,9 @@ impl Maps {
         // An apply may switch generations while the rules are read: read again until the
         // generation in force is the same before and after.
         loop {
-            let active = self.config()?.active_generation as u8;
-            let slots = self.slots_of_generation(active)?;
-            if self.config()?.active_generation as u8 == active {
+            let generation = self.config()?.active_generation;
+            let slots = self.slots_of_generation((generation & 1) as u8)?;
+            if self.config()?.active_generation == generation {
                 return Ok(slots);
             }
         }

@@ -3627,3 +3627,74 @@ state = "approved"
         );
     }
 }
+
+/// An established flow of an agreement that is revoked stays dropped through later policy
+/// changes. (Regression: flow entries remembered only the parity of the policy generation,
+/// so two applies later an idle flow of a revoked agreement passed for current again.)
+#[test]
+fn a_revoked_flow_stays_revoked_when_the_generation_parity_comes_round() {
+    use sdn_common::flags;
+    use sdn_loader::compile::compile;
+    use sdn_loader::dataplane::{Capacities, Dataplane};
+
+    let policy = |state: &str, extra: &str| {
+        parse_toml(&format!(
+            r#"{ORGS}
+[[service]]
+id = "svc"
+organisation = "sds"
+name = "Web"
+endpoints = [ {{ address = "203.0.113.10", protocol = "tcp", ports = "443" }} ]
+
+[[client]]
+id = "cli"
+organisation = "rsyd"
+prefixes = ["198.51.100.0/25"]
+
+[[client]]
+id = "other"
+organisation = "rsyd"
+prefixes = ["192.0.2.0/24"]
+
+[[agreement]]
+id = 7
+client = "cli"
+service = "svc"
+state = "{state}"
+{extra}"#
+        ))
+        .unwrap()
+    };
+    let on = compile(&policy("approved", ""), today()).unwrap();
+    let off = compile(&policy("revoked", ""), today()).unwrap();
+    let off_plus = compile(
+        &policy(
+            "revoked",
+            "\n[[agreement]]\nid = 8\nclient = \"other\"\nservice = \"svc\"\nstate = \"approved\"\n",
+        ),
+        today(),
+    )
+    .unwrap();
+    let mut dp = Dataplane::load_private(Capacities::for_replay(&off_plus)).unwrap();
+    dp.set_flags(flags::RECORD_LAST, 0).unwrap();
+    let reason = |dp: &mut Dataplane, frame: &[u8]| {
+        let r = dp.run_frame(frame).unwrap();
+        sdn_common::reason::name(r.last.reason)
+    };
+    let (syn, ack) = (
+        tcp(C, "203.0.113.10", 40123, 443, SYN).build(),
+        tcp(C, "203.0.113.10", 40123, 443, ACK).build(),
+    );
+    dp.apply(&on).unwrap();
+    assert_eq!(reason(&mut dp, &syn), "forward");
+    assert_eq!(reason(&mut dp, &ack), "established-forward");
+    // Revoked, then an unrelated change: the generation's parity is back where the flow was
+    // decided, and the flow was idle in between.
+    dp.apply(&off).unwrap();
+    dp.apply(&off_plus).unwrap();
+    assert_eq!(reason(&mut dp, &ack), "no-agreement");
+    // And once more round: still dropped.
+    dp.apply(&off).unwrap();
+    dp.apply(&off_plus).unwrap();
+    assert_eq!(reason(&mut dp, &ack), "no-agreement");
+}
