@@ -7,7 +7,7 @@ use anyhow::{Context as _, Result};
 use chrono::Utc;
 use sdn_loader::{
     config::Config,
-    db::{Db, Provision, RouterStatus, parse_time},
+    db::{Db, RouterStatus, parse_time},
     plan::{Plan, Traffic, judge, rules},
     state,
     sync::effective,
@@ -24,17 +24,6 @@ async fn open(url: &str) -> Result<Db> {
     Db::open_existing(url)
         .await
         .with_context(|| format!("opening {}", sdn_loader::db::redact_url(url)))
-}
-
-fn traffic_of(p: &Provision) -> Traffic {
-    Traffic {
-        last: p
-            .last_traffic_at
-            .as_deref()
-            .and_then(|t| parse_time(t).ok()),
-        packets_24h: p.packets_24h,
-        bytes_24h: p.bytes_24h,
-    }
 }
 
 /// `plan`: the next sync on `router` against the policy it has in force.
@@ -63,7 +52,7 @@ pub(crate) fn plan(
     let plan = Plan::between(&in_force, &next);
     let traffic: BTreeMap<u32, Traffic> = rows
         .iter()
-        .map(|(_, p)| (p.agreement, traffic_of(p)))
+        .map(|(_, p)| (p.agreement, p.traffic()))
         .collect();
     let now = Utc::now();
     let hold = if kept.is_some() {

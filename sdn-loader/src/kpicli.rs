@@ -71,7 +71,7 @@ pub(crate) enum KpiCommand {
     /// Collect counters of a running data plane (what `run --db` does in the background).
     Collect {
         /// Router name.
-        #[arg(long, default_value_t = default_router())]
+        #[arg(long, default_value_t = sdn_loader::config::hostname())]
         router: String,
         /// Pin directory of the running data plane.
         #[arg(long, default_value = sdn_loader::paths::DEFAULT_PIN_DIR)]
@@ -110,7 +110,7 @@ pub(crate) enum KpiCommand {
         #[arg(long, default_value = http::DEFAULT_LISTEN)]
         listen: String,
         /// Router name (its sync state is exported).
-        #[arg(long, default_value_t = default_router())]
+        #[arg(long, default_value_t = sdn_loader::config::hostname())]
         router: String,
         /// Pin directory of the running data plane (without one: no live counters).
         #[arg(long)]
@@ -123,11 +123,6 @@ pub(crate) enum KpiCommand {
 
 /// Default retention of the buckets.
 const DEFAULT_RETENTION: &str = "minutes=7d,hours=365d,days=forever";
-
-/// This host's name (the default router name).
-pub(crate) fn default_router() -> String {
-    sdn_loader::config::hostname()
-}
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()

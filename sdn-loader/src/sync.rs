@@ -149,18 +149,7 @@ impl Follower {
         }
         if let Ok(rows) = db.provisioning(Some(&opts.router)).await {
             for (_, p) in rows {
-                let last = p
-                    .last_traffic_at
-                    .as_deref()
-                    .and_then(|t| crate::db::parse_time(t).ok());
-                f.tracker.seed(
-                    p.agreement,
-                    crate::plan::Traffic {
-                        last,
-                        packets_24h: p.packets_24h,
-                        bytes_24h: p.bytes_24h,
-                    },
-                );
+                f.tracker.seed(p.agreement, p.traffic());
                 f.written.insert(p.agreement, p);
             }
         }

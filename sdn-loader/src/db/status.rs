@@ -89,6 +89,20 @@ pub struct Provision {
     pub bytes_24h: u64,
 }
 
+impl Provision {
+    /// Its recent traffic, as the guard and `plan` judge it.
+    pub fn traffic(&self) -> crate::plan::Traffic {
+        crate::plan::Traffic {
+            last: self
+                .last_traffic_at
+                .as_deref()
+                .and_then(|t| super::parse_time(t).ok()),
+            packets_24h: self.packets_24h,
+            bytes_24h: self.bytes_24h,
+        }
+    }
+}
+
 const PROVISIONING_COLUMNS: &[&str] = &[
     "router",
     "agreement_id",

@@ -21,6 +21,7 @@ use sqlx::Row as _;
 
 use super::{KpiError, Traffic, parse_time, query::AgreementNames, store::KpiStore};
 use crate::dataplane::Maps;
+use crate::db::RouterStatus;
 
 /// Which agreements get their own series.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,25 +52,6 @@ impl Cardinality {
     }
 }
 
-/// The router's row of the `routers` table (written by the sync loop).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RouterState {
-    /// Revision applied.
-    pub applied_revision: Option<i64>,
-    /// Last successful sync.
-    pub last_sync: Option<String>,
-    /// in-sync | held | failed | stale.
-    pub state: Option<String>,
-    /// Newest revision seen.
-    pub seen_revision: Option<i64>,
-    /// Revision held for confirmation.
-    pub held_revision: Option<i64>,
-    /// Last contact with the database.
-    pub checked_at: Option<String>,
-    /// Agreements in force.
-    pub agreements: Option<i64>,
-}
-
 /// Everything one scrape shows.
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
@@ -84,7 +66,7 @@ pub struct Snapshot {
     /// The database's revision.
     pub database_revision: Option<i64>,
     /// This router's sync row.
-    pub sync: Option<RouterState>,
+    pub sync: Option<RouterStatus>,
     /// Agreements per provisioning state, for this router.
     pub provisioning: Vec<(String, i64)>,
     /// Last KPI pass (time, duration in microseconds).
@@ -136,24 +118,12 @@ pub async fn read_database(store: &KpiStore, s: &mut Snapshot) -> Result<(), Kpi
     s.database_revision = sqlx::query_scalar("SELECT value FROM revision WHERE id = 1")
         .fetch_optional(store.pool())
         .await?;
-    let row = sqlx::query(
-        "SELECT applied_revision, last_sync, state, seen_revision, held_revision, checked_at, agreements FROM routers WHERE name = $1",
-    )
-    .bind(s.router.clone())
-    .fetch_optional(store.pool())
-    .await?;
-    s.sync = match row {
-        Some(r) => Some(RouterState {
-            applied_revision: r.try_get(0)?,
-            last_sync: r.try_get(1)?,
-            state: r.try_get(2)?,
-            seen_revision: r.try_get(3)?,
-            held_revision: r.try_get(4)?,
-            checked_at: r.try_get(5)?,
-            agreements: r.try_get(6)?,
-        }),
-        None => None,
-    };
+    s.sync = store
+        .db()
+        .router_statuses()
+        .await?
+        .into_iter()
+        .find(|r| r.name == s.router);
     let rows =
         sqlx::query("SELECT state, COUNT(*) FROM provisioning WHERE router = $1 GROUP BY state")
             .bind(s.router.clone())
@@ -350,7 +320,7 @@ pub fn render(s: &Snapshot, c: Cardinality) -> String {
         }
     };
     let sync = s.sync.clone().unwrap_or_default();
-    let f = |v: Option<i64>| v.map(|v| v as f64);
+    let f = |v: Option<u64>| v.map(|v| v as f64);
     gauge(
         &mut out,
         "sdn_sync_applied_revision",
@@ -380,7 +350,7 @@ pub fn render(s: &Snapshot, c: Cardinality) -> String {
         &mut out,
         "sdn_sync_failed",
         "1 while the newest revision failed to apply.",
-        known.then(|| f64::from(u8::from(sync.state.as_deref() == Some("failed")))),
+        known.then(|| f64::from(u8::from(sync.state == "failed"))),
     );
     family(
         &mut out,
@@ -388,11 +358,11 @@ pub fn render(s: &Snapshot, c: Cardinality) -> String {
         "gauge",
         "The router's sync state (value 1).",
     );
-    if let Some(st) = &sync.state {
+    if !sync.state.is_empty() {
         let _ = writeln!(
             out,
             "sdn_sync_state{{router=\"{router}\",state=\"{}\"}} 1",
-            label(st)
+            label(&sync.state)
         );
     }
     gauge(

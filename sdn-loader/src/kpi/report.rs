@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
-use sqlx::Row as _;
 
 use super::{
     KpiError, Resolution, Traffic,
@@ -242,11 +241,7 @@ pub async fn html(
         a
     });
     let monthly = query::monthly(store, from, to, None).await?;
-    let routers = sqlx::query(
-        "SELECT name, applied_revision, last_sync, state, held_revision, checked_at FROM routers",
-    )
-    .fetch_all(store.pool())
-    .await?;
+    let routers = store.db().router_statuses().await?;
 
     let mut page = String::new();
     let _ = write!(
@@ -276,25 +271,21 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}} th{{background:#
     page.push_str("<h2>Sync health</h2><table><tr><th>router</th><th>state</th><th>applied revision</th><th>held revision</th><th>last sync</th><th>last contact</th></tr>");
     let mut rows: Vec<[String; 6]> = Vec::new();
     for r in &routers {
-        let opt_i = |i: usize| {
-            r.try_get::<Option<i64>, _>(i)
-                .ok()
-                .flatten()
-                .map_or_else(|| "-".to_owned(), |v| v.to_string())
-        };
-        let opt_s = |i: usize| {
-            r.try_get::<Option<String>, _>(i)
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| "-".to_owned())
+        let opt_i = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
+        let opt_s = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
+        // A row without a state (never written by this version) shows "-" as before.
+        let state = if r.state.is_empty() {
+            "-".to_owned()
+        } else {
+            r.state.clone()
         };
         rows.push([
-            r.try_get::<String, _>(0).unwrap_or_default(),
-            opt_s(3),
-            opt_i(1),
-            opt_i(4),
-            opt_s(2),
-            opt_s(5),
+            r.name.clone(),
+            state,
+            opt_i(r.applied_revision),
+            opt_i(r.held_revision),
+            opt_s(&r.last_sync),
+            opt_s(&r.checked_at),
         ]);
     }
     rows.sort();

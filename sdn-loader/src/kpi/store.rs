@@ -122,7 +122,7 @@ pub(crate) fn traffic_from_row(r: &sqlx::any::AnyRow, first: usize) -> Result<Tr
 /// The KPI tables of one agreement database.
 #[derive(Clone, Debug)]
 pub struct KpiStore {
-    pool: AnyPool,
+    db: Db,
 }
 
 impl KpiStore {
@@ -139,14 +139,17 @@ impl KpiStore {
 
     /// The KPI tables of an open database.
     pub fn from_db(db: &Db) -> Self {
-        Self {
-            pool: db.pool().clone(),
-        }
+        Self { db: db.clone() }
+    }
+
+    /// The agreement database (its own queries, e.g. the routers' status).
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
     }
 
     /// The connection pool (queries).
     pub(crate) fn pool(&self) -> &AnyPool {
-        &self.pool
+        self.db.pool()
     }
 
     /// The baseline stored for `router` (empty for a router never collected).
@@ -159,7 +162,7 @@ impl KpiStore {
             "SELECT slot, agreement_id, forward_packets, forward_bytes, reply_packets, reply_bytes, transactions FROM kpi_slot_state WHERE router = $1",
         )
         .bind(router)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?;
         for r in &rows {
             let slot: i64 = r.try_get(0)?;
@@ -173,7 +176,7 @@ impl KpiStore {
         }
         let rows = sqlx::query("SELECT reason, packets FROM kpi_reason_state WHERE router = $1")
             .bind(router)
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool())
             .await?;
         for r in &rows {
             b.reasons
@@ -195,7 +198,7 @@ impl KpiStore {
         agreements: usize,
         took: Duration,
     ) -> Result<(), KpiError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         let mut traffic = Vec::new();
         let mut reasons = Vec::new();
         for res in Resolution::STORED {
@@ -338,7 +341,7 @@ impl KpiStore {
                 ))
                 .bind(res.name())
                 .bind(cutoff.clone())
-                .execute(&self.pool)
+                .execute(self.pool())
                 .await?
                 .rows_affected();
             }

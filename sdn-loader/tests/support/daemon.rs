@@ -9,10 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::netns::{run_ok, workspace_root};
-
-/// The loader binary under test.
-pub const LOADER: &str = env!("CARGO_BIN_EXE_sdn-loader");
+use super::netns::{LOADER, run_ok, workspace_root};
 
 /// Runs the loader with `args`; panics with its output when it fails.
 pub fn loader(args: &[&str]) -> String {
