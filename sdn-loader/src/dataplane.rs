@@ -314,9 +314,20 @@ impl Dataplane {
                 .program_mut(name)
                 .ok_or(DataplaneError::MissingProgram(name))?
                 .try_into()?;
-            program
-                .load()
-                .map_err(|source| DataplaneError::ProgramLoad { name, source })?;
+            // The kernel answers EAGAIN when the verifier is interrupted on a busy machine
+            // (seen in CI while another load ran); libbpf retries such loads, and so do we.
+            let mut retries = 4;
+            loop {
+                match program.load() {
+                    Ok(()) => break,
+                    Err(ProgramError::LoadError { io_error, .. })
+                        if io_error.raw_os_error() == Some(libc::EAGAIN) && retries > 0 =>
+                    {
+                        retries -= 1;
+                    }
+                    Err(source) => return Err(DataplaneError::ProgramLoad { name, source }),
+                }
+            }
         }
         for (slot, name) in [(jump::CLASSIFY, CLASSIFIER_NAME), (jump::LOG, LOGGER_NAME)] {
             let prog: &Xdp = ebpf
