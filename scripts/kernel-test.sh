@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cargo xtask kernel-test [--kernel 6.1|host] [--no-build | --loader PATH]
+# cargo xtask kernel-test [--kernel 6.1|host] [--no-build | --loader PATH] [--probe-only]
 #
 # Proves the data plane on an older kernel than the host's: boots Debian 12's 6.1 LTS cloud
 # kernel (linux-image-6.1.0-*-cloud-amd64-unsigned, fetched with apt-get download) under
@@ -13,6 +13,8 @@
 #      namespaces, allowed and denied traffic, counters, the verifier's processed-instruction
 #      counts (scripts/kernel-test/prog-info.c).
 # --kernel host runs the same on the host kernel (the replay comparison is then a repeat run).
+# --probe-only boots the guest only to run `sdn-loader probe` (the verifier's figures for each
+# program, in under a minute) and skips the comparison: a quick check while changing the program.
 # Prints one result line per kernel and exits non-zero on any failure. Cache:
 # target/kernel-test/ (the kernel package and its extracted tree are kept; idempotent).
 set -euo pipefail
@@ -24,6 +26,7 @@ DATE=2025-06-15          # replay verdicts are judged as of this date on both ke
 QEMU_TIMEOUT=${KERNEL_TEST_TIMEOUT:-900}
 KERNEL=6.1
 BUILD=1
+PROBE_ONLY=0
 LOADER=$ROOT/target/release/sdn-loader
 
 usage() { sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
@@ -32,6 +35,7 @@ while [ $# -gt 0 ]; do
         --kernel) KERNEL=${2:?--kernel needs a value: 6.1 or host}; shift 2 ;;
         --kernel=*) KERNEL=${1#--kernel=}; shift ;;
         --no-build) BUILD=0; shift ;;
+        --probe-only) PROBE_ONLY=1; shift ;;
         --loader) LOADER=$(realpath "${2:?--loader needs a path}"); BUILD=0; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "kernel-test: unknown argument $1" >&2; usage >&2; exit 2 ;;
@@ -76,9 +80,9 @@ fi
 step "verdict corpus"
 python3 "$KT/corpus.py" "$CACHE/corpus"
 HOST_KERNEL=$(uname -r)
-step "reference verdicts on the host kernel ($HOST_KERNEL)"
-rm -rf "$CACHE/host" && mkdir -p "$CACHE/host"
-while read -r pol cap; do
+[ $PROBE_ONLY = 1 ] || step "reference verdicts on the host kernel ($HOST_KERNEL)"
+[ $PROBE_ONLY = 1 ] || rm -rf "$CACHE/host" && mkdir -p "$CACHE/host"
+[ $PROBE_ONLY = 1 ] || while read -r pol cap; do
     "$LOADER" replay --policy "$CACHE/corpus/policies/$pol.toml" --pcap "$CACHE/corpus/captures/$cap.pcap" \
         --json --date $DATE >"$CACHE/host/$pol-$cap.json" 2>"$CACHE/host/$pol-$cap.err" || {
         echo "kernel-test: the host replay of $pol x $cap failed:" >&2
@@ -148,6 +152,7 @@ else
     cp "$ROOT/examples/demo-policy.toml" "$R/kt/e2e-policy.toml"
     cp -r "$CACHE/corpus" "$R/kt/corpus"
     echo $DATE >"$R/kt/date"
+    if [ $PROBE_ONLY = 1 ]; then : >"$R/kt/probe-only"; fi
     install -m 755 "$KT/init.sh" "$R/init"
     (cd "$R" && find . | cpio -o -H newc --quiet) >"$CACHE/initramfs.cpio"
     echo "  $(du -h "$CACHE/initramfs.cpio" | cut -f1) initramfs, kernel $(basename "$vmlinuz")"
@@ -169,6 +174,9 @@ else
     [ $qrc = 0 ] || echo "  qemu exited with status $qrc$([ $qrc = 124 ] && echo " (timed out after ${QEMU_TIMEOUT} s)")"
 fi
 
+if [ $PROBE_ONLY = 1 ]; then
+    exit 0
+fi
 step "comparing"
 rc=0
 python3 "$KT/compare.py" "$RESULTS" "$CACHE/host" "$CACHE/corpus/pairs" "$(elapsed)" "$HOST_KERNEL" || rc=$?

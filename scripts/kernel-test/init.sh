@@ -25,6 +25,11 @@ DATE=$(cat /kt/date)
 echo "KT-KERNEL $(uname -r) | $(cat /proc/version)" >&3
 echo "kernel-test guest: $(uname -r), $(nproc) CPUs, up $(up) s"
 echo "KT-TIME boot $(up)" >&3
+if [ -f /kt/probe-only ]; then
+    sdn-loader probe 2>&1
+    sync
+    poweroff -f
+fi
 
 t0=$(up)
 while read -r pol cap; do

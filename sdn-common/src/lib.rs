@@ -16,8 +16,9 @@ pub mod maps {
     pub const RULES: &str = "SDN_RULES";
     /// IPv6 flow table (LRU): a flow's cached decision.
     pub const FLOWS: &str = "SDN_FLOWS";
-    /// IPv4 flow table (LRU), with a compact key so established IPv4 flows hash 16 bytes.
-    pub const FLOWS4: &str = "SDN_FLOWS4";
+    /// IPv4 flow table: an array of `FlowBucket4`, managed by the program (cached passes and
+    /// denials).
+    pub const FLOWS4: &str = "SDN_FLOW_TABLE4";
     /// Fragment table (LRU): verdicts of first fragments.
     pub const FRAGMENTS: &str = "SDN_FRAGMENTS";
     /// Per-agreement per-CPU counters, indexed by slot.
@@ -87,7 +88,7 @@ pub const MAX_PREFIX_LENGTHS: usize = 33;
 pub mod capacity {
     /// Agreement counter slots.
     pub const SLOTS: u32 = 1 << 20;
-    /// Flow table entries.
+    /// Flow table entries (per family; the IPv4 table holds them in buckets of `FLOW_WAYS`).
     pub const FLOWS: u32 = 1 << 18;
     /// Fragment table entries.
     pub const FRAGMENTS: u32 = 1 << 14;
@@ -147,7 +148,8 @@ pub mod flags {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Config {
-    /// The policy generation in force (0 or 1).
+    /// The policy generation in force: a counter; map entries of the generation in force are
+    /// those of its parity.
     pub active_generation: u32,
     /// `flags::*` bits.
     pub flags: u32,
@@ -159,6 +161,13 @@ pub struct Config {
     /// Jiffies per second (the kernel's HZ, measured by the loader): a flow's timestamp is
     /// refreshed at most once per second.
     pub hz: u64,
+    /// Buckets of the IPv4 flow table minus one (their number is a power of two).
+    pub flow_mask: u32,
+    /// Random keys of the flow table's hash, chosen at load: a sender cannot aim flows at
+    /// one bucket to push others out.
+    pub flow_keys: [u32; 4],
+    /// Padding.
+    pub _pad: u32,
 }
 
 /// Default flow idle timeout in seconds.
@@ -336,9 +345,105 @@ pub struct FlowKey4 {
     pub _pad: u8,
 }
 
+/// Entries per bucket of the IPv4 flow table.
+pub const FLOW_WAYS: usize = 4;
+
+/// One entry of the IPv4 flow table. The table is an array of buckets that the program manages
+/// itself: a lookup is one inlined array access and an insert a few stores, where a BPF hash
+/// map costs a kernel call for each (an LRU insert ~200 ns). CPUs share it, so `check`
+/// (a hash of every field but `seen`) lets a reader reject an entry torn by a concurrent writer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowEntry4 {
+    /// The flow.
+    pub key: FlowKey4,
+    /// Last time seen, low 32 bits of jiffies (compared with wrapping arithmetic).
+    pub seen: u32,
+    /// Generation the decision was made under (the whole counter).
+    pub generation: u32,
+    /// Agreement id.
+    pub agreement: u32,
+    /// Counter slot.
+    pub slot: u32,
+    /// Hash of the other fields; never 0, so an empty entry is never valid.
+    pub check: u32,
+    /// `kind::*`; `DROP` caches a denial (no agreement either way).
+    pub kind: u8,
+    /// Padding.
+    pub _pad: [u8; 3],
+}
+
+/// A bucket of the IPv4 flow table.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowBucket4 {
+    /// The entries.
+    pub ways: [FlowEntry4; FLOW_WAYS],
+}
+
+/// Mixes one word into a hash (multiply-xorshift, as in murmur3's finaliser).
+#[inline(always)]
+pub const fn flow_mix(h: u32, w: u32) -> u32 {
+    let h = (h ^ w).wrapping_mul(0x9e37_79b1);
+    h ^ (h >> 15)
+}
+
+impl FlowKey4 {
+    /// The key as four words (for hashing and comparing).
+    #[inline(always)]
+    pub const fn words(&self) -> [u32; 4] {
+        [
+            self.src,
+            self.dst,
+            ((self.src_port as u32) << 16) | self.dst_port as u32,
+            ((self.vlan as u32) << 16) | ((self.protocol as u32) << 8) | self._pad as u32,
+        ]
+    }
+
+    /// The flow table's hash of this key under random `keys`: NH, the universal hash of
+    /// UMAC (two independent multiplications, so it costs a few cycles where a chain of
+    /// mixing rounds costs tens). The bucket comes from the high half, check words from
+    /// the low half.
+    #[inline(always)]
+    pub const fn table_hash(&self, keys: &[u32; 4]) -> u64 {
+        let w = self.words();
+        let a = w[0].wrapping_add(keys[0]) as u64 * w[1].wrapping_add(keys[1]) as u64;
+        let b = w[2].wrapping_add(keys[2]) as u64 * w[3].wrapping_add(keys[3]) as u64;
+        a.wrapping_add(b)
+    }
+}
+
+impl FlowEntry4 {
+    /// The check word of these fields (never 0), from the key's `table_hash`, which the
+    /// program has at hand already.
+    #[inline(always)]
+    pub const fn compute_check(&self, key_hash: u64) -> u32 {
+        flow_check(
+            key_hash,
+            self.generation,
+            self.kind,
+            self.agreement,
+            self.slot,
+        )
+    }
+}
+
+/// The check word of a flow-table entry with these fields (never 0).
+#[inline(always)]
+pub const fn flow_check(
+    key_hash: u64,
+    generation: u32,
+    kind: u8,
+    agreement: u32,
+    slot: u32,
+) -> u32 {
+    let h = key_hash as u32 ^ generation ^ ((kind as u32) << 24);
+    flow_mix(h, agreement ^ slot.rotate_left(16)) | 1
+}
+
 /// What a flow-table or fragment-table entry decided.
 pub mod kind {
-    /// Dropped (fragment table only).
+    /// Dropped (a cached denial in the flow table, a dropped head in the fragment table).
     pub const DROP: u8 = 0;
     /// Forward under an agreement.
     pub const FORWARD: u8 = 1;
@@ -531,6 +636,8 @@ mod user {
     unsafe impl aya::Pod for RuleValue {}
     unsafe impl aya::Pod for FlowKey {}
     unsafe impl aya::Pod for FlowKey4 {}
+    unsafe impl aya::Pod for FlowEntry4 {}
+    unsafe impl aya::Pod for FlowBucket4 {}
     unsafe impl aya::Pod for FlowValue {}
     unsafe impl aya::Pod for FragmentKey {}
     unsafe impl aya::Pod for AgreementCounters {}
@@ -544,7 +651,9 @@ mod tests {
 
     #[test]
     fn layouts_have_no_implicit_padding() {
-        assert_eq!(size_of::<Config>(), 32);
+        assert_eq!(size_of::<Config>(), 56);
+        assert_eq!(size_of::<FlowEntry4>(), 40);
+        assert_eq!(size_of::<FlowBucket4>(), 40 * FLOW_WAYS);
         assert_eq!(size_of::<PrefixKey>(), 20);
         assert_eq!(size_of::<PrefixLengths>(), 4 + 20 * MAX_PREFIX_LENGTHS);
         assert_eq!(size_of::<RuleKey>(), 16);

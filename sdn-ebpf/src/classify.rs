@@ -236,18 +236,23 @@ pub(crate) fn judge(t: &Tuple, generation: u32) -> Option<Judged> {
 
 /// Whether the infrastructure allow list covers the packet (src or dst in a listed prefix,
 /// protocol and source or destination port matching).
-#[inline(never)]
+#[inline(always)]
 pub(crate) fn judge_infra(t: &Tuple, generation: u32) -> bool {
     let fam = if t.family == family::V6 {
         family::V6
     } else {
         family::V4
     };
-    // Most policies have no infrastructure entries of a family: one array read decides that.
+    // Most policies have no infrastructure entries of a family: one array read, inline (a
+    // call costs more than the read), decides that.
     match SDN_PREFIX_LENGTHS.get(prefix_lengths_index(generation, table::INFRA, fam)) {
-        Some(l) if l.count != 0 => {}
-        _ => return false,
+        Some(l) if l.count != 0 => judge_infra_entries(t, generation, fam),
+        _ => false,
     }
+}
+
+#[inline(never)]
+fn judge_infra_entries(t: &Tuple, generation: u32, fam: u8) -> bool {
     let (sport, dport) = if t.has_ports() {
         (t.sport as u32, t.dport as u32)
     } else {

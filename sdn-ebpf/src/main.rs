@@ -10,6 +10,7 @@
 
 mod classify;
 mod fastpath;
+mod flowtable;
 mod log;
 mod maps;
 mod packet;
@@ -23,8 +24,8 @@ use sdn_common::{
 use crate::{
     classify::{Judged, Tuple, judge, judge_infra},
     maps::{
-        JUMP_CLASSIFY, JUMP_LOG, SDN_COUNTERS, SDN_FLOWS, SDN_FLOWS4, SDN_FRAGMENTS, SDN_JUMP,
-        SDN_LAST, SDN_SCRATCH, SDN_STATS, Scratch, config, now_ns,
+        JUMP_CLASSIFY, JUMP_LOG, SDN_COUNTERS, SDN_FLOWS, SDN_FRAGMENTS, SDN_JUMP, SDN_LAST,
+        SDN_SCRATCH, SDN_STATS, Scratch, config, now_ns,
     },
     packet::{FragState, Parsed, icmp_class, parse},
 };
@@ -56,22 +57,22 @@ impl Decision {
 /// policy (a flow's first packet, an ICMP error) continues in `sdn_classify` by tail call.
 #[xdp]
 pub fn sdn_filter(ctx: XdpContext) -> u32 {
-    let cfg = config();
+    let Some(cfg) = config() else {
+        return action::DROP;
+    };
     let len = (ctx.data_end() - ctx.data()) as u64;
-    // Flow entries carry the whole generation counter (the map parity alone would let an
-    // entry from two policies ago pass for current).
-    let generation = cfg.active_generation;
     let now = now_ns();
     // Established plain IPv4 TCP/UDP: one compact flow lookup, no general parse.
     let mut known = None;
     if cfg.flags & flags::NO_FLOW_LOOKUP == 0 {
         if let Some((key, syn_only)) = fastpath::plain_ipv4(&ctx) {
-            match SDN_FLOWS4.get_ptr_mut(&key) {
-                Some(e) => match use_flow(e, now, &cfg, generation, syn_only) {
-                    Lookup::Hit(d) => return finish(&d, len, cfg.flags),
-                    Lookup::Miss { existed } => known = Some(existed),
-                },
-                None => known = Some(false),
+            match use_flow4(&key, now, &cfg, syn_only) {
+                // A remembered denial that must be logged goes the general way, which logs.
+                Lookup::Hit(d) if reason::passes(d.reason) || cfg.flags & flags::LOG_DROPS == 0 => {
+                    return finish(&d, len, cfg.flags);
+                }
+                Lookup::Hit(_) => {}
+                Lookup::Miss { existed } => known = Some(existed),
             }
         }
     }
@@ -105,7 +106,41 @@ enum Lookup {
     },
 }
 
-/// Uses a flow-table entry: a hit when it is fresh and of the policy generation in force.
+/// Looks an IPv4 flow up: a hit when its entry is fresh and of the policy generation in force.
+/// A remembered denial is a hit too (the verdict of a tuple under one policy never changes).
+#[inline(always)]
+fn use_flow4(key: &FlowKey4, now: u64, cfg: &Config, syn_only: bool) -> Lookup {
+    let l = flowtable::lookup(key, cfg, now);
+    match l.status {
+        flowtable::HIT => Lookup::Hit(hit(l.kind, l.agreement, l.slot, syn_only)),
+        s => Lookup::Miss {
+            existed: s == flowtable::KNOWN,
+        },
+    }
+}
+
+/// The decision of a flow-table hit.
+#[inline(always)]
+fn hit(k: u8, agreement: u32, slot: u32, syn_only: bool) -> Decision {
+    match k {
+        kind::DROP => Decision::plain(reason::NO_AGREEMENT),
+        kind::INFRA => Decision::plain(reason::INFRASTRUCTURE),
+        kind::REPLY if syn_only => Decision::plain(reason::REPLY_SYN),
+        k => Decision {
+            reason: if k == kind::FORWARD {
+                reason::ESTABLISHED_FORWARD
+            } else {
+                reason::ESTABLISHED_REPLY
+            },
+            agreement,
+            slot,
+            kind: k,
+            transaction: 0,
+        },
+    }
+}
+
+/// Uses an IPv6 flow-table entry: a hit when it is fresh and of the policy generation in force.
 #[inline(always)]
 fn use_flow(e: *mut FlowValue, now: u64, cfg: &Config, generation: u32, syn_only: bool) -> Lookup {
     // SAFETY: LRU entries may be recycled under us; we only read and refresh the timestamp,
@@ -121,27 +156,15 @@ fn use_flow(e: *mut FlowValue, now: u64, cfg: &Config, generation: u32, syn_only
     if now.wrapping_sub(e.last_seen) > cfg.hz {
         e.last_seen = now;
     }
-    Lookup::Hit(match e.kind {
-        kind::INFRA => Decision::plain(reason::INFRASTRUCTURE),
-        kind::REPLY if syn_only => Decision::plain(reason::REPLY_SYN),
-        k => Decision {
-            reason: if k == kind::FORWARD {
-                reason::ESTABLISHED_FORWARD
-            } else {
-                reason::ESTABLISHED_REPLY
-            },
-            agreement: e.agreement,
-            slot: e.slot,
-            kind: k,
-            transaction: 0,
-        },
-    })
+    Lookup::Hit(hit(e.kind, e.agreement, e.slot, syn_only))
 }
 
 /// The classifier: judges the packet that `sdn_filter` parsed into `SDN_SCRATCH`.
 #[xdp]
 pub fn sdn_classify(ctx: XdpContext) -> u32 {
-    let cfg = config();
+    let Some(cfg) = config() else {
+        return action::DROP;
+    };
     let Some(s) = SDN_SCRATCH.get_ptr_mut(0) else {
         return action::DROP;
     };
@@ -180,7 +203,11 @@ pub fn sdn_log(ctx: XdpContext) -> u32 {
     if let Some(s) = SDN_SCRATCH.get_ptr(0) {
         // SAFETY: per-CPU scratch written just before the tail call.
         let s: &Scratch = unsafe { &*s };
-        account(&Decision::plain(s.log_reason), s.len, config().flags);
+        account(
+            &Decision::plain(s.log_reason),
+            s.len,
+            config().map_or(0, |c| c.flags),
+        );
         if s.log_parsed != 0 {
             log::packet_drop(&ctx, &s.parsed, s.log_reason);
         } else {
@@ -277,7 +304,7 @@ fn general_path(
     let d = if p.frag == FragState::Later {
         later_fragment(&p, generation, now, cfg.fragment_timeout)
     } else {
-        let d = established(&p, generation, now, cfg, len, known)?;
+        let d = established(&p, cfg, now, len, known)?;
         if p.frag == FragState::First {
             remember_fragment(&p, &d, generation, now);
         }
@@ -357,14 +384,15 @@ fn remember_fragment(p: &Parsed, d: &Decision, generation: u32, now: u64) {
     let _ = SDN_FRAGMENTS.insert(&key, &value, 0);
 }
 
-/// Early drops, neighbour discovery, and flow-table hits; `None` hands the packet to the
-/// classifier through the scratch space.
+/// Early drops, neighbour discovery and IPv6 flow-table hits; `None` hands the packet to the
+/// classifier through the scratch space. IPv4 flows the fast path did not take are looked up
+/// there: the IPv4 table's lookup is inline code, which the verifier would check here once
+/// per way through the parser (on Linux 6.1 that took the program near the verifier's limit).
 #[inline(always)]
 fn established(
     p: &Parsed,
-    generation: u32,
-    now: u64,
     cfg: &Config,
+    now: u64,
     len: u64,
     known: Option<bool>,
 ) -> Option<Decision> {
@@ -375,22 +403,22 @@ fn established(
     if icmp == packet::ICMP_ND {
         return Some(Decision::plain(reason::NEIGHBOUR_DISCOVERY));
     }
-    let syn_only = p.is_tcp() && p.tcp_flags & 0x12 == 0x02;
-    let mut existed = false;
-    if let Some(e) = known {
-        existed = e;
-    } else if icmp != packet::ICMP_ERROR && cfg.flags & flags::NO_FLOW_LOOKUP == 0 {
-        let entry = if p.family == family::V4 {
-            SDN_FLOWS4.get_ptr_mut(&flow_key4(p))
-        } else {
-            SDN_FLOWS.get_ptr_mut(&flow_key(p))
-        };
-        if let Some(e) = entry {
-            match use_flow(e, now, cfg, generation, syn_only) {
+    // IPv6 flows: one hash lookup (a single call for the verifier), here, which spares an
+    // established flow the tail call.
+    let mut known = known;
+    if known.is_none()
+        && p.family == family::V6
+        && icmp != packet::ICMP_ERROR
+        && cfg.flags & flags::NO_FLOW_LOOKUP == 0
+    {
+        let syn_only = p.is_tcp() && p.tcp_flags & 0x12 == 0x02;
+        known = Some(match SDN_FLOWS.get_ptr_mut(&flow_key(p)) {
+            Some(e) => match use_flow(e, now, cfg, cfg.active_generation, syn_only) {
                 Lookup::Hit(d) => return Some(d),
-                Lookup::Miss { existed: x } => existed = x,
-            }
-        }
+                Lookup::Miss { existed } => existed,
+            },
+            None => false,
+        });
     }
     let s = SDN_SCRATCH.get_ptr_mut(0)?;
     // SAFETY: per-CPU scratch; the classifier reads it on this CPU right after.
@@ -398,7 +426,8 @@ fn established(
     s.parsed = *p;
     s.now = now;
     s.len = len;
-    s.existed = existed as u8;
+    s.looked = known.is_some() as u8;
+    s.existed = known.unwrap_or(false) as u8;
     s.icmp = icmp;
     None
 }
@@ -429,7 +458,8 @@ fn flow_key4(p: &Parsed) -> FlowKey4 {
     }
 }
 
-/// A first packet (or ICMP error): judge against the policy, remember passing flows.
+/// The general path's flow-table lookup, then for a first packet (or an ICMP error) the
+/// policy; remembers passing flows and IPv4 TCP/UDP denials.
 #[inline(always)]
 fn classify_first(ctx: &XdpContext, s: &Scratch, cfg: &Config) -> Decision {
     let p = &s.parsed;
@@ -439,6 +469,14 @@ fn classify_first(ctx: &XdpContext, s: &Scratch, cfg: &Config) -> Decision {
         return icmp_error(packet::quoted(ctx, p), generation);
     }
     let syn_only = p.is_tcp() && p.tcp_flags & 0x12 == 0x02;
+    let mut existed = s.existed != 0;
+    // IPv4 flows that the fast path did not look up (`sdn_filter` looks IPv6 flows up itself).
+    if s.looked == 0 && p.family == family::V4 && cfg.flags & flags::NO_FLOW_LOOKUP == 0 {
+        match use_flow4(&flow_key4(p), s.now, cfg, syn_only) {
+            Lookup::Hit(d) => return d,
+            Lookup::Miss { existed: x } => existed = x,
+        }
+    }
     let t = Tuple::of(p, s.icmp);
     let mut d = if judge_infra(&t, generation) {
         Decision::plain(reason::INFRASTRUCTURE)
@@ -449,28 +487,43 @@ fn classify_first(ctx: &XdpContext, s: &Scratch, cfg: &Config) -> Decision {
             None => Decision::plain(reason::NO_AGREEMENT),
         }
     };
-    if !reason::passes(d.reason) {
+    let passes = reason::passes(d.reason);
+    // Remember IPv4 TCP/UDP denials too: their flow key holds everything the verdict depends
+    // on, so a denied flow's later packets cost one lookup. (A reply SYN is refused by its
+    // flags, not its tuple, and other protocols' keys do not hold every judged field.)
+    let remember_denial = d.reason == reason::NO_AGREEMENT
+        && p.family == family::V4
+        && (p.protocol == packet::PROTO_TCP || p.protocol == packet::PROTO_UDP);
+    if !passes && !remember_denial {
         return d;
     }
-    if d.kind == kind::FORWARD && s.existed == 0 && (!p.is_tcp() || syn_only) {
+    if d.kind == kind::FORWARD && !existed && (!p.is_tcp() || syn_only) {
         d.transaction = 1;
     }
-    let value = FlowValue {
-        last_seen: s.now,
-        generation: cfg.active_generation,
-        agreement: d.agreement,
-        slot: d.slot,
-        kind: if d.kind == 0 { kind::INFRA } else { d.kind },
-        _pad0: 0,
-        _pad1: 0,
-    };
-    // If the table cannot take the flow (it is an LRU, so this is rare), the packet still
-    // passes: the next packet is judged again.
-    let _ = if p.family == family::V4 {
-        SDN_FLOWS4.insert(&flow_key4(p), &value, 0)
+    let k = if !passes {
+        kind::DROP
+    } else if d.kind == 0 {
+        kind::INFRA
     } else {
-        SDN_FLOWS.insert(&flow_key(p), &value, 0)
+        d.kind
     };
+    if p.family == family::V4 {
+        let agreement_slot = ((d.slot as u64) << 32) | d.agreement as u64;
+        flowtable::remember(&flow_key4(p), cfg, s.now, k, agreement_slot);
+    } else {
+        let value = FlowValue {
+            last_seen: s.now,
+            generation: cfg.active_generation,
+            agreement: d.agreement,
+            slot: d.slot,
+            kind: k,
+            _pad0: 0,
+            _pad1: 0,
+        };
+        // If the table cannot take the flow (it is an LRU, so this is rare), the packet still
+        // passes: the next packet is judged again.
+        let _ = SDN_FLOWS.insert(&flow_key(p), &value, 0);
+    }
     d
 }
 
@@ -508,8 +561,10 @@ static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
 #[xdp]
 pub fn sdn_flow_floor(ctx: XdpContext) -> u32 {
     if let Some((key, _)) = fastpath::plain_ipv4(&ctx) {
-        if SDN_FLOWS4.get_ptr(&key).is_some() {
-            return action::PASS;
+        if let Some(cfg) = config() {
+            if flowtable::lookup(&key, cfg, now_ns()).status == flowtable::HIT {
+                return action::PASS;
+            }
         }
     }
     action::PASS

@@ -8,9 +8,9 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, ProgramArray},
 };
 use sdn_common::{
-    AgreementCounters, Config, FlowKey, FlowKey4, FlowValue, FragmentKey, FragmentValue,
-    LastDecision, PREFIX_LENGTHS_ENTRIES, PrefixKey, PrefixLengths, PrefixValue, RuleKey,
-    RuleValue, capacity, reason,
+    AgreementCounters, Config, FLOW_WAYS, FlowBucket4, FlowKey, FlowValue, FragmentKey,
+    FragmentValue, LastDecision, PREFIX_LENGTHS_ENTRIES, PrefixKey, PrefixLengths, PrefixValue,
+    RuleKey, RuleValue, capacity, reason,
 };
 
 use crate::packet::Parsed;
@@ -34,9 +34,10 @@ pub(crate) static SDN_RULES: HashMap<RuleKey, RuleValue> =
 pub(crate) static SDN_FLOWS: LruHashMap<FlowKey, FlowValue> =
     LruHashMap::with_max_entries(capacity::FLOWS, 0);
 
+/// See `flowtable`.
 #[map]
-pub(crate) static SDN_FLOWS4: LruHashMap<FlowKey4, FlowValue> =
-    LruHashMap::with_max_entries(capacity::FLOWS, 0);
+pub(crate) static SDN_FLOW_TABLE4: Array<FlowBucket4> =
+    Array::with_max_entries(capacity::FLOWS / FLOW_WAYS as u32, 0);
 
 #[map]
 pub(crate) static SDN_FRAGMENTS: LruHashMap<FragmentKey, FragmentValue> =
@@ -60,6 +61,8 @@ pub(crate) struct Scratch {
     pub(crate) parsed: Parsed,
     pub(crate) now: u64,
     pub(crate) len: u64,
+    /// Whether the fast path looked the flow up already, and whether it was in the table.
+    pub(crate) looked: u8,
     pub(crate) existed: u8,
     pub(crate) icmp: u8,
     /// For `sdn_log`: the drop reason, and whether `parsed` describes the dropped packet.
@@ -77,14 +80,14 @@ pub(crate) static SDN_JUMP: ProgramArray = ProgramArray::with_max_entries(2, 0);
 pub(crate) const JUMP_CLASSIFY: u32 = sdn_common::jump::CLASSIFY;
 pub(crate) const JUMP_LOG: u32 = sdn_common::jump::LOG;
 
-/// The configuration in force (all zero, i.e. generation 0 with no rules, before the loader
-/// writes it: an unconfigured program denies all IP traffic).
+/// The configuration in force, read in place (a copy would cost every packet a dozen
+/// instructions). All zero, i.e. generation 0 with no rules, until the loader writes it: an
+/// unconfigured program denies all IP traffic. `None` only if the map had no entry 0, which
+/// an array of one entry always has; callers drop then. (A fallback value elsewhere would
+/// give the verifier two kinds of pointer to follow through the whole program.)
 #[inline(always)]
-pub(crate) fn config() -> Config {
-    match SDN_CONFIG.get(0) {
-        Some(c) => *c,
-        None => Config::default(),
-    }
+pub(crate) fn config() -> Option<&'static Config> {
+    SDN_CONFIG.get(0)
 }
 
 #[inline(always)]

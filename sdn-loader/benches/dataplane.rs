@@ -18,7 +18,7 @@ use sdn_loader::dataplane::{Dataplane, Program};
 use serde::Serialize;
 
 const REPEAT: u32 = 1_000_000;
-const ROUNDS: usize = 7;
+const ROUNDS: usize = 15;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);

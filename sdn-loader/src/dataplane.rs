@@ -18,9 +18,9 @@ use aya::{
 };
 use sdn_common::{
     AgreementCounters, CLASSIFIER_NAME, Config, DEFAULT_FLOW_TIMEOUT_S, DEFAULT_FRAGMENT_TIMEOUT_S,
-    FLOW_FLOOR_NAME, GEN_NAME, LOGGER_NAME, LastDecision, PASS_NAME, PROGRAM_NAME, PrefixKey,
-    PrefixLength, PrefixLengths, PrefixValue, RULES_PER_VALUE, RuleEntry, RuleKey, RuleValue,
-    capacity, jump, maps, prefix_lengths_index, reason,
+    FLOW_FLOOR_NAME, FLOW_WAYS, GEN_NAME, LOGGER_NAME, LastDecision, PASS_NAME, PROGRAM_NAME,
+    PrefixKey, PrefixLength, PrefixLengths, PrefixValue, RULES_PER_VALUE, RuleEntry, RuleKey,
+    RuleValue, capacity, jump, maps, prefix_lengths_index, reason,
 };
 
 use crate::compile::Compiled;
@@ -257,6 +257,30 @@ const ALL_MAPS: [&str; 12] = [
     maps::LAST,
 ];
 
+/// Buckets of the IPv4 flow table for `flows` entries: a power of two (the program masks
+/// its hash).
+fn flow_buckets(flows: u32) -> u32 {
+    (flows / FLOW_WAYS as u32).max(1).next_power_of_two()
+}
+
+/// Random keys for the flow table's hash (from the kernel's random pool; fixed fallback keys
+/// only cost the resistance to aimed collisions).
+fn random_keys() -> [u32; 4] {
+    let mut b = [0u8; 16];
+    match std::fs::File::open("/dev/urandom").and_then(|mut f| {
+        use std::io::Read;
+        f.read_exact(&mut b)
+    }) {
+        Ok(()) => std::array::from_fn(|i| {
+            u32::from_ne_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]])
+        }),
+        Err(e) => {
+            tracing::warn!("no random keys for the flow table ({e}); using fixed ones");
+            [0x2545_f491, 0x9e37_79b9, 0x85eb_ca6b, 0xc2b2_ae35]
+        }
+    }
+}
+
 /// Whether this binary carries the XDP program.
 pub fn has_object() -> bool {
     !EBPF_OBJECT.is_empty()
@@ -288,7 +312,7 @@ impl Dataplane {
         loader
             .map_max_entries(maps::COUNTERS, caps.slots)
             .map_max_entries(maps::FLOWS, caps.flows)
-            .map_max_entries(maps::FLOWS4, caps.flows)
+            .map_max_entries(maps::FLOWS4, flow_buckets(caps.flows))
             .map_max_entries(maps::FRAGMENTS, caps.fragments)
             .map_max_entries(maps::PREFIXES, caps.prefixes)
             .map_max_entries(maps::RULES, caps.rules);
@@ -365,6 +389,10 @@ impl Dataplane {
                 flow_timeout: DEFAULT_FLOW_TIMEOUT_S * hz,
                 fragment_timeout: DEFAULT_FRAGMENT_TIMEOUT_S * hz,
                 hz,
+                // The table as created (a re-used pin keeps its size, and so does this).
+                flow_mask: flow_buckets(caps.flows) - 1,
+                flow_keys: random_keys(),
+                _pad: 0,
             })?;
         }
         dp.recover_slots()?;

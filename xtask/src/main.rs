@@ -88,6 +88,9 @@ enum Task {
         /// Use the loader already in target/release.
         #[arg(long)]
         no_build: bool,
+        /// Only print the verifier's figures in the guest (`sdn-loader probe`), no comparison.
+        #[arg(long)]
+        probe_only: bool,
     },
 }
 
@@ -427,13 +430,24 @@ fn main() -> Result<()> {
             packets,
             no_run,
         }),
-        Task::KernelTest { kernel, no_build } => {
+        Task::KernelTest {
+            kernel,
+            no_build,
+            probe_only,
+        } => {
             if !no_build {
                 build()?;
             }
-            run(Command::new("bash")
-                .arg(root().join("scripts/kernel-test.sh"))
-                .args(["--kernel", &kernel, "--no-build"]))
+            let mut cmd = Command::new("bash");
+            cmd.arg(root().join("scripts/kernel-test.sh")).args([
+                "--kernel",
+                &kernel,
+                "--no-build",
+            ]);
+            if probe_only {
+                cmd.arg("--probe-only");
+            }
+            run(&mut cmd)
         }
     }
 }

@@ -346,7 +346,7 @@ fn write_report(
     let _ = writeln!(md, "## In-kernel cost per packet (BPF_PROG_TEST_RUN)\n");
     let _ = writeln!(
         md,
-        "Median of 7 rounds of `repeat = 1,000,000`; each round times the bare XDP_PASS program right before the case. `flow floor` is a reference program that parses and does one flow-table lookup. `first packet` skips the flow-table lookup so that every run classifies and inserts; `denied` is a client sending to a port its agreement does not allow (classified both ways). The criterion version is `cargo bench -p sdn-loader --bench cost`.\n"
+        "Median of 15 rounds of `repeat = 1,000,000`; each round times the bare XDP_PASS program right before the case. `flow floor` is a reference program that parses and does one flow-table lookup. `first packet` skips the flow-table lookup so that every run classifies and inserts; `denied` is a client sending to a port its agreement does not allow, repeated: the first packet is judged (both ways) and the denial remembered in the flow table, so the run measures a denied flow's later packets; `denied first` skips the flow-table lookup, so every run judges the denial (a denied flow's first packet). The criterion version is `cargo bench -p sdn-loader --bench cost`.\n"
     );
     let series = kernel_table(kernel, &mut md);
     let svg = plot("sdn-filter: in-kernel ns per packet vs agreements", &series);
@@ -383,6 +383,7 @@ fn write_report(
         let _ = peers_table(denied, &mut md);
     }
     let _ = writeln!(md, "\n## Targets (ratios within this run)\n");
+    kernel_targets(kernel, &mut md);
     targets(&figures, &kfig, &mut md);
     let notes = crate::root().join("benches/NOTES.md");
     if let Ok(text) = std::fs::read_to_string(&notes) {
@@ -391,6 +392,47 @@ fn write_report(
     std::fs::write(crate::root().join("benches/RESULTS.md"), md)?;
     println!("wrote benches/RESULTS.md and benches/ns-per-packet.svg");
     Ok(())
+}
+
+/// The data plane's own targets: each case's ratio to XDP_PASS at every size.
+fn kernel_targets(kernel: &Value, md: &mut String) {
+    let rows = kernel.as_array().cloned().unwrap_or_default();
+    for (case, limit) in [
+        ("established", 1.6),
+        ("first_packet", 4.0),
+        ("denied", 3.0),
+        ("denied_first", 3.0),
+    ] {
+        let ratios: Vec<(u64, f64)> = rows
+            .iter()
+            .filter_map(|r| {
+                let pass = f(r, "xdp_pass");
+                let ns = r
+                    .get("cases")?
+                    .as_array()?
+                    .iter()
+                    .find(|c| c.get(0).and_then(Value::as_str) == Some(case))?
+                    .get(1)?
+                    .as_f64()?;
+                Some((f(r, "agreements") as u64, ns / pass))
+            })
+            .collect();
+        if ratios.is_empty() {
+            continue;
+        }
+        let list: Vec<String> = ratios
+            .iter()
+            .map(|(n, r)| format!("{r:.2}x at {}", group(*n)))
+            .collect();
+        let ok = ratios.iter().all(|(_, r)| *r <= limit);
+        let _ = writeln!(
+            md,
+            "- in-kernel, {} / XDP_PASS (target <= {limit}x at every size): {}: {}",
+            case.replace('_', " "),
+            list.join(", "),
+            if ok { "met" } else { "**missed**" }
+        );
+    }
 }
 
 fn targets(figures: &[(String, u64, f64, f64)], kfig: &[(String, String, f64)], md: &mut String) {

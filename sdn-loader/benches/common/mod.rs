@@ -126,6 +126,13 @@ pub(crate) fn cases(shape: &Shape) -> Result<Vec<Case>> {
             action: 1,
             no_flow_lookup: false,
         },
+        // The same frame judged every time: the cost of a denied flow's first packet.
+        Case {
+            name: "denied_first",
+            frame: build(&spec(src, dst, port.wrapping_add(1), 0x02, 0))?,
+            action: 1,
+            no_flow_lookup: true,
+        },
         Case {
             name: "ipv6_ext_headers",
             frame: build(&spec(src6, dst6, 443, 0x10, 2))?,

@@ -1,0 +1,178 @@
+//! The IPv4 flow table, through the real program (BPF_PROG_TEST_RUN): remembered denials,
+//! replacement in a full bucket, and what a policy change does to both. Needs root.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::net::IpAddr;
+
+use chrono::NaiveDate;
+use sdn_common::{FLOW_WAYS, flags, reason};
+use sdn_loader::compile::{Compiled, compile};
+use sdn_loader::dataplane::{Capacities, Dataplane};
+use sdn_loader::policy::parse_toml;
+use support::generate::Packet;
+
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+const CLIENT: &str = "198.51.100.7";
+const SERVICE: &str = "203.0.113.10";
+
+fn today() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2025, 6, 15).unwrap()
+}
+
+/// One client allowed to `SERVICE` on TCP 443 and UDP `udp_ports` (a TOML value).
+fn policy(udp_ports: &str) -> Compiled {
+    let toml = format!(
+        r#"
+[[organisation]]
+id = "sds"
+name = "SDS"
+
+[[organisation]]
+id = "rsyd"
+name = "Region Syddanmark"
+
+[[service]]
+id = "svc"
+organisation = "sds"
+name = "Web"
+endpoints = [
+  {{ address = "{SERVICE}", protocol = "tcp", ports = "443" }},
+  {{ address = "{SERVICE}", protocol = "udp", ports = {udp_ports} }},
+]
+
+[[client]]
+id = "cli"
+organisation = "rsyd"
+prefixes = ["198.51.100.0/24"]
+
+[[agreement]]
+id = 7
+client = "cli"
+service = "svc"
+state = "approved"
+"#
+    );
+    compile(&parse_toml(&toml).unwrap(), today()).unwrap()
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn udp(sport: u16, dport: u16) -> Vec<u8> {
+    Packet::udp(ip(CLIENT), ip(SERVICE), sport, dport).build()
+}
+
+fn tcp(sport: u16, dport: u16, flags: u8) -> Vec<u8> {
+    Packet::tcp(ip(CLIENT), ip(SERVICE), sport, dport, flags).build()
+}
+
+/// A private instance whose IPv4 flow table has `buckets` buckets.
+fn load(buckets: u32, compiled: &Compiled) -> Dataplane {
+    assert!(
+        support::netns::is_root(),
+        "the flow-table tests load BPF programs and must run as root"
+    );
+    let mut caps = Capacities::for_replay(compiled);
+    caps.flows = buckets * FLOW_WAYS as u32;
+    let mut dp = Dataplane::load_private(caps).unwrap();
+    dp.set_flags(flags::RECORD_LAST, 0).unwrap();
+    dp.apply(compiled).unwrap();
+    dp
+}
+
+/// (reason name, transaction) of one frame.
+fn judge(dp: &mut Dataplane, frame: &[u8]) -> (&'static str, bool) {
+    let r = dp.run_frame(frame).unwrap();
+    (reason::name(r.last.reason), r.last.transaction != 0)
+}
+
+/// Drops of one reason so far (all CPUs).
+fn drops(dp: &Dataplane, why: u32) -> u64 {
+    dp.reason_counts().unwrap().get(&why).copied().unwrap_or(0)
+}
+
+#[test]
+fn a_remembered_denial_drops_again_and_ends_with_the_policy() {
+    let narrow = policy(r#""53""#);
+    let mut dp = load(1 << 10, &narrow);
+    // Denied the first time (judged) and every time after (remembered): same reason, counted.
+    for _ in 0..3 {
+        assert_eq!(judge(&mut dp, &udp(40000, 5353)), ("no-agreement", false));
+    }
+    assert_eq!(drops(&dp, reason::NO_AGREEMENT), 3);
+    // The policy now allows the port: the remembered denial is of an older generation, the
+    // packet is judged again, and since a denial was never a flow, it is a new transaction.
+    dp.apply(&policy(r#"["53", "5353"]"#)).unwrap();
+    assert_eq!(judge(&mut dp, &udp(40000, 5353)), ("forward", true));
+    assert_eq!(
+        judge(&mut dp, &udp(40000, 5353)),
+        ("established-forward", false)
+    );
+    // And back: the passing flow's entry is of an older generation, so it drops at once.
+    dp.apply(&narrow).unwrap();
+    assert_eq!(judge(&mut dp, &udp(40000, 5353)), ("no-agreement", false));
+}
+
+#[test]
+fn a_reply_syn_is_never_remembered_as_a_denial() {
+    let mut dp = load(1 << 10, &policy(r#""53""#));
+    let reply = |flags| Packet::tcp(ip(SERVICE), ip(CLIENT), 443, 40001, flags).build();
+    // The reply SYN drops by its flags; the same tuple's SYN-ACK passes as a reply.
+    assert_eq!(judge(&mut dp, &reply(SYN)), ("reply-syn", false));
+    assert_eq!(judge(&mut dp, &reply(SYN | ACK)), ("reply", false));
+    assert_eq!(judge(&mut dp, &reply(SYN)), ("reply-syn", false));
+    assert_eq!(judge(&mut dp, &reply(ACK)), ("established-reply", false));
+}
+
+#[test]
+fn denials_never_push_a_live_flow_out_of_a_full_bucket() {
+    // One bucket: every flow shares it.
+    let mut dp = load(1, &policy(r#""53""#));
+    assert_eq!(judge(&mut dp, &udp(40000, 53)), ("forward", true));
+    // Many more denied flows than the bucket has entries.
+    for port in 0..(4 * FLOW_WAYS as u16) {
+        assert_eq!(
+            judge(&mut dp, &udp(41000 + port, 9999)),
+            ("no-agreement", false)
+        );
+    }
+    // The passing flow is still known: no second transaction.
+    assert_eq!(
+        judge(&mut dp, &udp(40000, 53)),
+        ("established-forward", false)
+    );
+}
+
+#[test]
+fn a_full_bucket_gives_up_its_least_recently_seen_flow() {
+    let mut dp = load(1, &policy(r#""53""#));
+    // Fill the bucket with passing flows, the first one seen first (timestamps are jiffies,
+    // so let time pass between them).
+    for port in 0..FLOW_WAYS as u16 {
+        assert_eq!(
+            judge(&mut dp, &tcp(40000 + port, 443, SYN)),
+            ("forward", true)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // One more flow takes the oldest entry.
+    assert_eq!(judge(&mut dp, &tcp(45000, 443, SYN)), ("forward", true));
+    assert_eq!(
+        judge(&mut dp, &tcp(45000, 443, ACK)),
+        ("established-forward", false)
+    );
+    // The newer flows are still there; the oldest was judged again (a SYN would count anew).
+    for port in 1..FLOW_WAYS as u16 {
+        assert_eq!(
+            judge(&mut dp, &tcp(40000 + port, 443, ACK)),
+            ("established-forward", false),
+            "flow {port}"
+        );
+    }
+    assert_eq!(judge(&mut dp, &tcp(40000, 443, ACK)), ("forward", false));
+}
