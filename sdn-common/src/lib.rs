@@ -389,15 +389,13 @@ pub const fn flow_mix(h: u32, w: u32) -> u32 {
 }
 
 impl FlowKey4 {
-    /// The key as four words (for hashing and comparing).
+    /// The key as four words, in memory order (for hashing and comparing: four word loads
+    /// where assembling the fields would take a dozen instructions).
     #[inline(always)]
     pub const fn words(&self) -> [u32; 4] {
-        [
-            self.src,
-            self.dst,
-            ((self.src_port as u32) << 16) | self.dst_port as u32,
-            ((self.vlan as u32) << 16) | ((self.protocol as u32) << 8) | self._pad as u32,
-        ]
+        // SAFETY: repr(C), 16 bytes of integer fields without implicit padding (the layout
+        // test checks the size); every bit pattern is a valid [u32; 4].
+        unsafe { core::mem::transmute::<Self, [u32; 4]>(*self) }
     }
 
     /// The flow table's hash of this key under random `keys`: NH, the universal hash of

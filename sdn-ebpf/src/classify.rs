@@ -72,7 +72,7 @@ const fn pack(e: &RuleEntry) -> u64 {
 
 /// The class of the longest prefix of `table` containing `addr`; 0 when none (classes start
 /// at 1).
-#[inline(never)]
+#[inline(always)]
 fn class_of(generation: u32, tbl: u8, fam: u8, addr: &[u32; 4]) -> u32 {
     let Some(lens) = SDN_PREFIX_LENGTHS.get(prefix_lengths_index(generation, tbl, fam)) else {
         return 0;

@@ -29,6 +29,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn time(dp: &mut Dataplane, frame: &[u8], which: Program, want: Option<u32>) -> Result<(f64, f64)> {
     let mut ours = Vec::with_capacity(ROUNDS);
     let mut bare = Vec::with_capacity(ROUNDS);
+    // One unrecorded round first: caches, TLB and the CPU's clock settle on this case.
+    dp.time_frame(frame, REPEAT, Program::Pass)?;
+    dp.time_frame(frame, REPEAT, which)?;
     for _ in 0..ROUNDS {
         let (p, _) = dp.time_frame(frame, REPEAT, Program::Pass)?;
         let (d, action) = dp.time_frame(frame, REPEAT, which)?;
