@@ -8,7 +8,7 @@ mod support;
 use std::net::IpAddr;
 
 use chrono::NaiveDate;
-use sdn_common::{FLOW_WAYS, flags, reason};
+use sdn_common::{FLOW_WAYS, FlowBucket4, flags, reason};
 use sdn_loader::compile::{Compiled, compile};
 use sdn_loader::dataplane::{Capacities, Dataplane};
 use sdn_loader::policy::parse_toml;
@@ -175,4 +175,69 @@ fn a_full_bucket_gives_up_its_least_recently_seen_flow() {
         );
     }
     assert_eq!(judge(&mut dp, &tcp(40000, 443, ACK)), ("forward", false));
+}
+
+/// The program's IPv4 flow table, opened through the pins of an instance loaded with
+/// `Dataplane::load_pinned`.
+fn pinned_table(pin: &std::path::Path) -> aya::maps::Array<aya::maps::MapData, FlowBucket4> {
+    let data =
+        aya::maps::MapData::from_pin(pin.join("maps").join(sdn_common::maps::FLOWS4)).unwrap();
+    aya::maps::Array::try_from(aya::maps::Map::Array(data)).unwrap()
+}
+
+#[test]
+fn an_entry_torn_by_a_concurrent_writer_is_never_taken_for_a_decision() {
+    assert!(support::netns::is_root(), "needs root");
+    let pin = std::path::PathBuf::from(format!("/sys/fs/bpf/sdn-flowtable-{}", std::process::id()));
+    struct Unpin(std::path::PathBuf);
+    impl Drop for Unpin {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _unpin = Unpin(pin.clone());
+    let compiled = policy(r#""53""#);
+    let mut caps = Capacities::for_replay(&compiled);
+    caps.flows = FLOW_WAYS as u32; // one bucket
+    let mut dp = Dataplane::load_pinned(caps, &pin).unwrap();
+    dp.set_flags(flags::RECORD_LAST, 0).unwrap();
+    dp.apply(&compiled).unwrap();
+    let mut table = pinned_table(&pin);
+
+    // A passing flow and a remembered denial share the bucket.
+    assert_eq!(judge(&mut dp, &tcp(40000, 443, SYN)), ("forward", true));
+    assert_eq!(judge(&mut dp, &udp(40001, 9999)), ("no-agreement", false));
+    let bucket = table.get(&0, 0).unwrap();
+    let find = |b: &FlowBucket4, sport: u16| {
+        b.ways
+            .iter()
+            .position(|e| e.check != 0 && e.key.src_port == sport)
+            .unwrap_or_else(|| panic!("no entry for source port {sport}"))
+    };
+    let (pass, deny) = (find(&bucket, 40000), find(&bucket, 40001));
+
+    // Half of another write: the passing flow's entry says "denied", the denial's entry
+    // says "forward under agreement 7", and neither check word was rewritten.
+    let mut torn = bucket;
+    torn.ways[pass].kind = sdn_common::kind::DROP;
+    torn.ways[deny].kind = sdn_common::kind::FORWARD;
+    torn.ways[deny].agreement = torn.ways[pass].agreement;
+    torn.ways[deny].slot = torn.ways[pass].slot;
+    table.set(0, torn, 0).unwrap();
+
+    // Both are judged by the policy again: the flow passes (known, so no new transaction),
+    // the denied flow stays denied.
+    assert_eq!(judge(&mut dp, &tcp(40000, 443, ACK)), ("forward", false));
+    assert_eq!(judge(&mut dp, &udp(40001, 9999)), ("no-agreement", false));
+    // Judging rewrote both entries whole: they count again.
+    assert_eq!(
+        judge(&mut dp, &tcp(40000, 443, ACK)),
+        ("established-forward", false)
+    );
+    let again = table.get(&0, 0).unwrap();
+    assert_eq!(
+        again.ways[find(&again, 40000)].kind,
+        sdn_common::kind::FORWARD
+    );
+    assert_eq!(again.ways[find(&again, 40001)].kind, sdn_common::kind::DROP);
 }
