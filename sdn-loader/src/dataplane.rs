@@ -99,6 +99,22 @@ pub enum DataplaneError {
     /// Getting the CPU count failed.
     #[error("reading the possible CPUs: {0}")]
     Cpus(std::io::Error),
+    /// A pinned map left by a build whose map layout differs from this one's.
+    #[error(
+        "the pinned map {path} was made by a different build of sdn-filter (key {found_key} and value {found_value} bytes; this build needs {want_key} and {want_value}): detach with `sdn-loader detach --iface IF --purge` (that drops the pinned counters: collect KPIs first), then run again"
+    )]
+    PinMismatch {
+        /// The pin.
+        path: PathBuf,
+        /// Key size of the pinned map.
+        found_key: u32,
+        /// Value size of the pinned map.
+        found_value: u32,
+        /// Key size this build uses.
+        want_key: u32,
+        /// Value size this build uses.
+        want_value: u32,
+    },
     /// Pin directory problems.
     #[error("pin directory {path}")]
     PinDir {
@@ -281,6 +297,60 @@ fn random_keys() -> [u32; 4] {
     }
 }
 
+/// Key and value sizes of the maps whose types this build shares with the program (the
+/// scratch and jump maps are the program's own business, and their pins are re-created
+/// with the program).
+fn map_layouts() -> [(&'static str, usize, usize); 10] {
+    use sdn_common::{FlowBucket4, FlowKey, FlowValue, FragmentKey, FragmentValue};
+    use std::mem::size_of;
+    [
+        (maps::CONFIG, 4, size_of::<Config>()),
+        (
+            maps::PREFIXES,
+            size_of::<PrefixKey>(),
+            size_of::<PrefixValue>(),
+        ),
+        (maps::PREFIX_LENGTHS, 4, size_of::<PrefixLengths>()),
+        (maps::RULES, size_of::<RuleKey>(), size_of::<RuleValue>()),
+        (maps::FLOWS, size_of::<FlowKey>(), size_of::<FlowValue>()),
+        (maps::FLOWS4, 4, size_of::<FlowBucket4>()),
+        (
+            maps::FRAGMENTS,
+            size_of::<FragmentKey>(),
+            size_of::<FragmentValue>(),
+        ),
+        (maps::COUNTERS, 4, size_of::<AgreementCounters>()),
+        (maps::STATS, 4, 8),
+        (maps::LAST, 4, size_of::<LastDecision>()),
+    ]
+}
+
+/// Refuses pins of another build before they reach the verifier: aya re-uses a pinned map
+/// whatever its layout, and the program's accesses would then fail with a raw verifier log.
+fn check_pinned_layouts(dir: &Path) -> Result<(), DataplaneError> {
+    for (name, key, value) in map_layouts() {
+        let path = dir.join(name);
+        if !path.exists() {
+            continue;
+        }
+        // A pin that cannot be opened is left to aya, which names it.
+        let Ok(info) = aya::maps::MapData::from_pin(&path).and_then(|m| m.info()) else {
+            continue;
+        };
+        let (want_key, want_value) = (key as u32, value as u32);
+        if (info.key_size(), info.value_size()) != (want_key, want_value) {
+            return Err(DataplaneError::PinMismatch {
+                path,
+                found_key: info.key_size(),
+                found_value: info.value_size(),
+                want_key,
+                want_value,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Whether this binary carries the XDP program.
 pub fn has_object() -> bool {
     !EBPF_OBJECT.is_empty()
@@ -322,6 +392,7 @@ impl Dataplane {
                 path: dir.clone(),
                 source,
             })?;
+            check_pinned_layouts(dir)?;
             for name in ALL_MAPS {
                 loader.map_pin_path(name, dir.join(name));
             }

@@ -241,3 +241,64 @@ fn an_entry_torn_by_a_concurrent_writer_is_never_taken_for_a_decision() {
     );
     assert_eq!(again.ways[find(&again, 40001)].kind, sdn_common::kind::DROP);
 }
+
+/// Creates and pins an array map with these sizes (what an earlier build left behind).
+fn pin_array(path: &std::path::Path, key_size: u32, value_size: u32) {
+    use std::os::unix::ffi::OsStrExt;
+    // union bpf_attr for BPF_MAP_CREATE: map_type, key_size, value_size, max_entries, ...
+    let mut attr = [0u32; 32];
+    attr[0] = 2; // BPF_MAP_TYPE_ARRAY
+    attr[1] = key_size;
+    attr[2] = value_size;
+    attr[3] = 1;
+    // SAFETY: a valid bpf_attr of the size passed.
+    let fd = unsafe { libc::syscall(libc::SYS_bpf, 0, attr.as_ptr(), 128) };
+    assert!(
+        fd >= 0,
+        "BPF_MAP_CREATE: {}",
+        std::io::Error::last_os_error()
+    );
+    let name = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // BPF_OBJ_PIN: pathname (u64), bpf_fd (u32), file_flags.
+    let mut pin = [0u32; 32];
+    let ptr = name.as_ptr() as u64;
+    pin[0] = ptr as u32;
+    pin[1] = (ptr >> 32) as u32;
+    pin[2] = fd as u32;
+    // SAFETY: as above; `name` outlives the call.
+    let rc = unsafe { libc::syscall(libc::SYS_bpf, 6, pin.as_ptr(), 128) };
+    assert!(rc == 0, "BPF_OBJ_PIN: {}", std::io::Error::last_os_error());
+    // SAFETY: our own descriptor; the pin keeps the map.
+    unsafe { libc::close(fd as i32) };
+}
+
+#[test]
+fn pins_of_a_build_with_another_map_layout_are_refused_by_name() {
+    assert!(support::netns::is_root(), "needs root");
+    let pin = std::path::PathBuf::from(format!("/sys/fs/bpf/sdn-oldpins-{}", std::process::id()));
+    struct Unpin(std::path::PathBuf);
+    impl Drop for Unpin {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _unpin = Unpin(pin.clone());
+    let maps = pin.join("maps");
+    std::fs::create_dir_all(&maps).unwrap();
+    // The configuration of a build before the array flow table: 32-byte values.
+    pin_array(&maps.join(sdn_common::maps::CONFIG), 4, 32);
+    let compiled = policy(r#""53""#);
+    let err = Dataplane::load_pinned(Capacities::for_replay(&compiled), &pin)
+        .err()
+        .expect("pins of another layout must be refused");
+    let text = err.to_string();
+    assert!(
+        text.contains(sdn_common::maps::CONFIG)
+            && text.contains("different build")
+            && text.contains("--purge"),
+        "unclear error: {text}"
+    );
+    // Nothing else was pinned beside the refused map.
+    let left: Vec<_> = std::fs::read_dir(&maps).unwrap().flatten().collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+}
