@@ -351,6 +351,65 @@ fn check_pinned_layouts(dir: &Path) -> Result<(), DataplaneError> {
     Ok(())
 }
 
+/// What the IPv4 flow table holds, for operators sizing it (`sdn-loader stats`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FlowTableUsage {
+    /// Entries the table can hold (buckets x `FLOW_WAYS`).
+    pub capacity: u64,
+    /// Passing flows decided under the policy in force (idle ones included: entries expire
+    /// when they are next looked at or replaced).
+    pub flows: u64,
+    /// Remembered denials under the policy in force.
+    pub denials: u64,
+    /// Entries of older policies, or torn: free for the taking.
+    pub spent: u64,
+    /// Buckets with every entry taken by the policy in force (new flows there replace the
+    /// least recently seen one).
+    pub full_buckets: u64,
+}
+
+/// Reads the pinned IPv4 flow table under `pin_dir` (one lookup per bucket).
+pub fn flow_table_usage(pin_dir: &Path) -> Result<FlowTableUsage, DataplaneError> {
+    let dir = pin_dir.join(crate::paths::MAPS_SUBDIR);
+    let open = |name: &'static str| {
+        MapData::from_pin(dir.join(name))
+            .and_then(Map::from_map_data)
+            .map_err(map_err(name))
+    };
+    let cfg: Config = Array::<_, Config>::try_from(open(maps::CONFIG)?)
+        .and_then(|a| a.get(&0, 0))
+        .map_err(map_err(maps::CONFIG))?;
+    let table = Array::<_, sdn_common::FlowBucket4>::try_from(open(maps::FLOWS4)?)
+        .map_err(map_err(maps::FLOWS4))?;
+    let mut u = FlowTableUsage {
+        capacity: u64::from(table.len()) * FLOW_WAYS as u64,
+        ..FlowTableUsage::default()
+    };
+    for i in 0..table.len() {
+        let bucket = table.get(&i, 0).map_err(map_err(maps::FLOWS4))?;
+        let mut taken = 0;
+        for e in &bucket.ways {
+            if e.check == 0 {
+                continue;
+            }
+            let valid = e.check == e.compute_check(e.key.table_hash(&cfg.flow_keys));
+            if !valid || e.generation != cfg.active_generation {
+                u.spent += 1;
+            } else if e.kind == sdn_common::kind::DROP {
+                u.denials += 1;
+                taken += 1;
+            } else {
+                u.flows += 1;
+                taken += 1;
+            }
+        }
+        if taken == FLOW_WAYS {
+            u.full_buckets += 1;
+        }
+    }
+    Ok(u)
+}
+
 /// Whether this binary carries the XDP program.
 pub fn has_object() -> bool {
     !EBPF_OBJECT.is_empty()

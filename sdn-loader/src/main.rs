@@ -720,6 +720,7 @@ struct AgreementRow {
 struct StatsOut {
     generation: u32,
     interfaces: Vec<String>,
+    flow_table: sdn_loader::dataplane::FlowTableUsage,
     agreements: Vec<AgreementRow>,
     reasons: std::collections::BTreeMap<&'static str, u64>,
 }
@@ -748,6 +749,7 @@ fn stats(pin_dir: &Path, json: bool) -> Result<ExitCode> {
     let out = StatsOut {
         generation: maps.config()?.active_generation,
         interfaces: attach::attached_interfaces(pin_dir),
+        flow_table: sdn_loader::dataplane::flow_table_usage(pin_dir)?,
         agreements: counters.iter().map(|(id, c)| row(*id, c)).collect(),
         reasons: (0..reason::COUNT)
             .map(|r| (reason::name(r), reasons.get(&r).copied().unwrap_or(0)))
@@ -761,6 +763,11 @@ fn stats(pin_dir: &Path, json: bool) -> Result<ExitCode> {
         "interfaces: {}  policy generation: {}",
         out.interfaces.join(", "),
         out.generation
+    );
+    let f = &out.flow_table;
+    println!(
+        "IPv4 flow table: {} flows and {} remembered denials of this policy, {} spent entries; {} entries in all, {} buckets full",
+        f.flows, f.denials, f.spent, f.capacity, f.full_buckets
     );
     println!(
         "{:>10} {:>12} {:>14} {:>12} {:>14} {:>12}",

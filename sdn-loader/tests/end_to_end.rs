@@ -440,6 +440,14 @@ fn ipv4_tcp_allowed_connections_pass_and_count_denied_ones_drop() {
     tcp_exchange(&topo, &fmk, CLINIC, sa(FMK, 443), b"again")
         .expect("allowed connection after denied ones");
     assert_tcp_counted(&topo, FMK_AGREEMENT, sa(FMK, 443), &before);
+
+    // The IPv4 flow table holds the allowed connections (each direction is a flow) and
+    // remembers the three denied ones.
+    let table = topo.stats().flow_table;
+    assert!(
+        table.capacity > 0 && table.flows >= 2 && table.denials >= 3,
+        "{table:?}"
+    );
 }
 
 /// Scenario 2: counters equal what was sent, for ICMP echo and UDP.

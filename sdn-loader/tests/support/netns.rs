@@ -260,6 +260,19 @@ pub struct Stats {
     pub agreements: Vec<AgreementRow>,
     /// Packets per reason name.
     pub reasons: BTreeMap<String, u64>,
+    /// What the IPv4 flow table holds.
+    pub flow_table: FlowTable,
+}
+
+/// `stats --json`'s `flow_table`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct FlowTable {
+    /// Entries in all.
+    pub capacity: u64,
+    /// Passing flows of the policy in force.
+    pub flows: u64,
+    /// Remembered denials of the policy in force.
+    pub denials: u64,
 }
 
 /// One agreement's counters.
