@@ -177,6 +177,22 @@ fn a_full_bucket_gives_up_its_least_recently_seen_flow() {
     assert_eq!(judge(&mut dp, &tcp(40000, 443, ACK)), ("forward", false));
 }
 
+/// A pin directory of this test process on bpffs, removed when dropped.
+struct Pins(std::path::PathBuf);
+
+impl Pins {
+    fn new(tag: &str) -> Self {
+        assert!(support::netns::is_root(), "needs root");
+        Self(format!("/sys/fs/bpf/sdn-{tag}-{}", std::process::id()).into())
+    }
+}
+
+impl Drop for Pins {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// The program's IPv4 flow table, opened through the pins of an instance loaded with
 /// `Dataplane::load_pinned`.
 fn pinned_table(pin: &std::path::Path) -> aya::maps::Array<aya::maps::MapData, FlowBucket4> {
@@ -187,15 +203,8 @@ fn pinned_table(pin: &std::path::Path) -> aya::maps::Array<aya::maps::MapData, F
 
 #[test]
 fn an_entry_torn_by_a_concurrent_writer_is_never_taken_for_a_decision() {
-    assert!(support::netns::is_root(), "needs root");
-    let pin = std::path::PathBuf::from(format!("/sys/fs/bpf/sdn-flowtable-{}", std::process::id()));
-    struct Unpin(std::path::PathBuf);
-    impl Drop for Unpin {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-    let _unpin = Unpin(pin.clone());
+    let pins = Pins::new("flowtable");
+    let pin = pins.0.clone();
     let compiled = policy(r#""53""#);
     let mut caps = Capacities::for_replay(&compiled);
     caps.flows = FLOW_WAYS as u32; // one bucket
@@ -274,15 +283,8 @@ fn pin_array(path: &std::path::Path, key_size: u32, value_size: u32) {
 
 #[test]
 fn pins_of_a_build_with_another_map_layout_are_refused_by_name() {
-    assert!(support::netns::is_root(), "needs root");
-    let pin = std::path::PathBuf::from(format!("/sys/fs/bpf/sdn-oldpins-{}", std::process::id()));
-    struct Unpin(std::path::PathBuf);
-    impl Drop for Unpin {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-    let _unpin = Unpin(pin.clone());
+    let pins = Pins::new("oldpins");
+    let pin = pins.0.clone();
     let maps = pin.join("maps");
     std::fs::create_dir_all(&maps).unwrap();
     // The configuration of a build before the array flow table: 32-byte values.
