@@ -127,13 +127,12 @@ pub(crate) fn remember(key: &FlowKey4, cfg: &Config, now: u64, k: u8, agreement_
         return;
     };
     let now = now as u32;
-    let r = Remember {
+    let r = &Remember {
         generation: cfg.active_generation,
         agreement: agreement_slot as u32,
         slot: (agreement_slot >> 32) as u32,
         kind: k,
     };
-    let r = &r;
     let mut i = 0;
     while i < FLOW_WAYS {
         // SAFETY: as in `lookup`.
@@ -168,8 +167,6 @@ pub(crate) fn remember(key: &FlowKey4, cfg: &Config, now: u64, k: u8, agreement_
     write(&mut ways[oldest], key, h, now, r);
 }
 
-/// Writes the entry field by field (a whole entry built on the stack first would add to the
-/// classifier's stack, which the verifier limits across calls).
 /// A decision to remember.
 struct Remember {
     generation: u32,
@@ -179,6 +176,8 @@ struct Remember {
     kind: u8,
 }
 
+/// Writes the entry field by field (a whole entry built on the stack first would add to the
+/// classifier's stack, which the verifier limits across calls).
 #[inline(always)]
 fn write(e: &mut FlowEntry4, key: &FlowKey4, h: u64, now: u32, r: &Remember) {
     e.key = *key;

@@ -18,9 +18,9 @@ use aya::{
 };
 use sdn_common::{
     AgreementCounters, CLASSIFIER_NAME, Config, DEFAULT_FLOW_TIMEOUT_S, DEFAULT_FRAGMENT_TIMEOUT_S,
-    FLOW_FLOOR_NAME, FLOW_WAYS, GEN_NAME, LOGGER_NAME, LastDecision, PASS_NAME, PROGRAM_NAME,
-    PrefixKey, PrefixLength, PrefixLengths, PrefixValue, RULES_PER_VALUE, RuleEntry, RuleKey,
-    RuleValue, capacity, jump, maps, prefix_lengths_index, reason,
+    FLOW_FLOOR_NAME, FLOW_WAYS, FlowBucket4, GEN_NAME, LOGGER_NAME, LastDecision, PASS_NAME,
+    PROGRAM_NAME, PrefixKey, PrefixLength, PrefixLengths, PrefixValue, RULES_PER_VALUE, RuleEntry,
+    RuleKey, RuleValue, capacity, jump, maps, prefix_lengths_index, reason,
 };
 
 use crate::compile::Compiled;
@@ -242,6 +242,7 @@ pub struct Maps {
     counters: PerCpuArray<MapData, AgreementCounters>,
     stats: PerCpuArray<MapData, u64>,
     last: Array<MapData, LastDecision>,
+    flows4: Array<MapData, FlowBucket4>,
 }
 
 /// A loaded program with its maps.
@@ -301,7 +302,7 @@ fn random_keys() -> [u32; 4] {
 /// scratch and jump maps are the program's own business, and their pins are re-created
 /// with the program).
 fn map_layouts() -> [(&'static str, usize, usize); 10] {
-    use sdn_common::{FlowBucket4, FlowKey, FlowValue, FragmentKey, FragmentValue};
+    use sdn_common::{FlowKey, FlowValue, FragmentKey, FragmentValue};
     use std::mem::size_of;
     [
         (maps::CONFIG, 4, size_of::<Config>()),
@@ -366,48 +367,6 @@ pub struct FlowTableUsage {
     /// Buckets with every entry taken by the policy in force (new flows there replace the
     /// least recently seen one).
     pub full_buckets: u64,
-}
-
-/// Reads the pinned IPv4 flow table under `pin_dir` (one lookup per bucket).
-pub fn flow_table_usage(pin_dir: &Path) -> Result<FlowTableUsage, DataplaneError> {
-    let dir = pin_dir.join(crate::paths::MAPS_SUBDIR);
-    let open = |name: &'static str| {
-        MapData::from_pin(dir.join(name))
-            .and_then(Map::from_map_data)
-            .map_err(map_err(name))
-    };
-    let cfg: Config = Array::<_, Config>::try_from(open(maps::CONFIG)?)
-        .and_then(|a| a.get(&0, 0))
-        .map_err(map_err(maps::CONFIG))?;
-    let table = Array::<_, sdn_common::FlowBucket4>::try_from(open(maps::FLOWS4)?)
-        .map_err(map_err(maps::FLOWS4))?;
-    let mut u = FlowTableUsage {
-        capacity: u64::from(table.len()) * FLOW_WAYS as u64,
-        ..FlowTableUsage::default()
-    };
-    for i in 0..table.len() {
-        let bucket = table.get(&i, 0).map_err(map_err(maps::FLOWS4))?;
-        let mut taken = 0;
-        for e in &bucket.ways {
-            if e.check == 0 {
-                continue;
-            }
-            let valid = e.check == e.compute_check(e.key.table_hash(&cfg.flow_keys));
-            if !valid || e.generation != cfg.active_generation {
-                u.spent += 1;
-            } else if e.kind == sdn_common::kind::DROP {
-                u.denials += 1;
-                taken += 1;
-            } else {
-                u.flows += 1;
-                taken += 1;
-            }
-        }
-        if taken == FLOW_WAYS {
-            u.full_buckets += 1;
-        }
-    }
-    Ok(u)
 }
 
 /// Whether this binary carries the XDP program.
@@ -519,8 +478,8 @@ impl Dataplane {
                 flow_timeout: DEFAULT_FLOW_TIMEOUT_S * hz,
                 fragment_timeout: DEFAULT_FRAGMENT_TIMEOUT_S * hz,
                 hz,
-                // The table as created (a re-used pin keeps its size, and so does this).
-                flow_mask: flow_buckets(caps.flows) - 1,
+                // The table as created (its length is a power of two, see `flow_buckets`).
+                flow_mask: dp.maps.flows4.len() - 1,
                 flow_keys: random_keys(),
                 _pad: 0,
             })?;
@@ -948,6 +907,7 @@ impl Maps {
                 .map_err(map_err(maps::COUNTERS))?,
             stats: PerCpuArray::try_from(take(maps::STATS)?).map_err(map_err(maps::STATS))?,
             last: Array::try_from(take(maps::LAST)?).map_err(map_err(maps::LAST))?,
+            flows4: Array::try_from(take(maps::FLOWS4)?).map_err(map_err(maps::FLOWS4))?,
         })
     }
 
@@ -963,6 +923,39 @@ impl Maps {
     /// The configuration in force.
     pub fn config(&self) -> Result<Config, DataplaneError> {
         self.config.get(&0, 0).map_err(map_err(maps::CONFIG))
+    }
+
+    /// What the IPv4 flow table holds (one lookup per bucket).
+    pub fn flow_table_usage(&self) -> Result<FlowTableUsage, DataplaneError> {
+        let cfg = self.config()?;
+        let table = &self.flows4;
+        let mut u = FlowTableUsage {
+            capacity: u64::from(table.len()) * FLOW_WAYS as u64,
+            ..FlowTableUsage::default()
+        };
+        for i in 0..table.len() {
+            let bucket = table.get(&i, 0).map_err(map_err(maps::FLOWS4))?;
+            let mut taken = 0;
+            for e in &bucket.ways {
+                if e.check == 0 {
+                    continue;
+                }
+                let valid = e.check == e.compute_check(e.key.table_hash(&cfg.flow_keys));
+                if !valid || e.generation != cfg.active_generation {
+                    u.spent += 1;
+                } else if e.kind == sdn_common::kind::DROP {
+                    u.denials += 1;
+                    taken += 1;
+                } else {
+                    u.flows += 1;
+                    taken += 1;
+                }
+            }
+            if taken == FLOW_WAYS {
+                u.full_buckets += 1;
+            }
+        }
+        Ok(u)
     }
 
     /// Sets or clears `flags::*` bits of the configuration in force.

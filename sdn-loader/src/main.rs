@@ -749,7 +749,7 @@ fn stats(pin_dir: &Path, json: bool) -> Result<ExitCode> {
     let out = StatsOut {
         generation: maps.config()?.active_generation,
         interfaces: attach::attached_interfaces(pin_dir),
-        flow_table: sdn_loader::dataplane::flow_table_usage(pin_dir)?,
+        flow_table: maps.flow_table_usage()?,
         agreements: counters.iter().map(|(id, c)| row(*id, c)).collect(),
         reasons: (0..reason::COUNT)
             .map(|r| (reason::name(r), reasons.get(&r).copied().unwrap_or(0)))
