@@ -15,8 +15,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use ipnet::IpNet;
 use sdn_loader::db::{
-    AgreementFilter, AuditEntry, AuditFilter, Db, ObjectKind, Origin, Transition, parse_time,
-    port_alias_from_text, text,
+    AgreementEdit, AgreementFilter, AuditEntry, AuditFilter, Committed, Db, ObjectKind, Origin,
+    Transition, parse_time, port_alias_from_text, text,
 };
 use sdn_loader::policy::{
     self, Agreement, AgreementState, Client, Endpoint, Organisation, PortAlias, Service,
@@ -360,6 +360,11 @@ pub(crate) enum AgreementCommand {
         /// Agreement id.
         id: u32,
     },
+    /// Request a rejected or revoked agreement again (it then needs approval once more).
+    Request {
+        /// Agreement id.
+        id: u32,
+    },
 }
 
 /// `db alias ...`
@@ -469,24 +474,25 @@ pub(crate) fn run(
 }
 
 /// Prints the outcome of a change.
-fn changed(origin: &Origin, before: u64, after: u64) -> ExitCode {
-    if after == before {
-        println!("no change (revision {after})");
+fn changed(origin: &Origin, done: Committed) -> ExitCode {
+    if done.changed {
+        println!("revision {} (request {})", done.revision, origin.request_id);
     } else {
-        println!("revision {after} (request {})", origin.request_id);
+        // Not this change's revision: another change made it.
+        println!(
+            "no change: already so (the database is at revision {})",
+            done.revision
+        );
     }
     ExitCode::SUCCESS
 }
 
 /// Runs a change and reports it.
 async fn change(
-    db: &Db,
     origin: &Origin,
-    f: impl std::future::Future<Output = Result<u64, sdn_loader::db::DbError>>,
+    f: impl std::future::Future<Output = Result<Committed, sdn_loader::db::DbError>>,
 ) -> Result<ExitCode> {
-    let before = db.revision().await?;
-    let after = f.await?;
-    Ok(changed(origin, before, after))
+    Ok(changed(origin, f.await?))
 }
 
 async fn dispatch(db: &Db, origin: &Origin, cmd: DbCommand) -> Result<ExitCode> {
@@ -598,7 +604,6 @@ async fn org(db: &Db, origin: &Origin, cmd: OrgCommand) -> Result<ExitCode> {
         }
         OrgCommand::Create { id, name } => {
             change(
-                db,
                 origin,
                 db.create_organisation(&Organisation { id, name }, origin),
             )
@@ -606,13 +611,12 @@ async fn org(db: &Db, origin: &Origin, cmd: OrgCommand) -> Result<ExitCode> {
         }
         OrgCommand::Update { id, name } => {
             change(
-                db,
                 origin,
                 db.update_organisation(&Organisation { id, name }, origin),
             )
             .await
         }
-        OrgCommand::Delete { id } => change(db, origin, db.delete_organisation(&id, origin)).await,
+        OrgCommand::Delete { id } => change(origin, db.delete_organisation(&id, origin)).await,
     }
 }
 
@@ -722,20 +726,13 @@ async fn service(db: &Db, origin: &Origin, cmd: ServiceCommand) -> Result<ExitCo
                 name,
                 endpoints: parsed,
             };
-            change(db, origin, db.create_service(&s, origin)).await
+            change(origin, db.create_service(&s, origin)).await
         }
         ServiceCommand::Update { id, name } => {
-            let mut s = db
-                .service(&id)
-                .await?
-                .ok_or_else(|| not_found(ObjectKind::Service, &id))?;
-            s.name = name;
-            change(db, origin, db.update_service(&s, origin)).await
+            change(origin, db.rename_service(&id, &name, origin)).await
         }
-        ServiceCommand::Move { id, to } => {
-            change(db, origin, db.move_service(&id, &to, origin)).await
-        }
-        ServiceCommand::Delete { id } => change(db, origin, db.delete_service(&id, origin)).await,
+        ServiceCommand::Move { id, to } => change(origin, db.move_service(&id, &to, origin)).await,
+        ServiceCommand::Delete { id } => change(origin, db.delete_service(&id, origin)).await,
     }
 }
 
@@ -751,7 +748,7 @@ async fn endpoint(db: &Db, origin: &Origin, cmd: EndpointCommand) -> Result<Exit
             let e = db
                 .endpoint_from_text(&address, &protocol, items.as_deref())
                 .await?;
-            change(db, origin, db.add_endpoint(&service, &e, origin)).await
+            change(origin, db.add_endpoint(&service, &e, origin)).await
         }
         EndpointCommand::Delete {
             service,
@@ -764,7 +761,6 @@ async fn endpoint(db: &Db, origin: &Origin, cmd: EndpointCommand) -> Result<Exit
                 .endpoint_from_text(&address, &protocol, items.as_deref())
                 .await?;
             change(
-                db,
                 origin,
                 db.delete_endpoint(&service, &e, items.is_some(), origin),
             )
@@ -824,17 +820,12 @@ async fn client(db: &Db, origin: &Origin, cmd: ClientCommand) -> Result<ExitCode
                 organisation,
                 prefixes,
             };
-            change(db, origin, db.create_client(&c, origin)).await
+            change(origin, db.create_client(&c, origin)).await
         }
         ClientCommand::Update { id, organisation } => {
-            let mut c = db
-                .client(&id)
-                .await?
-                .ok_or_else(|| not_found(ObjectKind::Client, &id))?;
-            c.organisation = organisation;
-            change(db, origin, db.update_client(&c, origin)).await
+            change(origin, db.move_client(&id, &organisation, origin)).await
         }
-        ClientCommand::Delete { id } => change(db, origin, db.delete_client(&id, origin)).await,
+        ClientCommand::Delete { id } => change(origin, db.delete_client(&id, origin)).await,
     }
 }
 
@@ -842,11 +833,11 @@ async fn prefix(db: &Db, origin: &Origin, cmd: PrefixCommand) -> Result<ExitCode
     match cmd {
         PrefixCommand::Add { client, prefix } => {
             let p = parse_prefix(&client, &prefix)?;
-            change(db, origin, db.add_prefix(&client, p, origin)).await
+            change(origin, db.add_prefix(&client, p, origin)).await
         }
         PrefixCommand::Delete { client, prefix } => {
             let p = parse_prefix(&client, &prefix)?;
-            change(db, origin, db.delete_prefix(&client, p, origin)).await
+            change(origin, db.delete_prefix(&client, p, origin)).await
         }
     }
 }
@@ -892,7 +883,7 @@ async fn agreement(db: &Db, origin: &Origin, cmd: AgreementCommand) -> Result<Ex
                 expires,
                 vlan,
             };
-            change(db, origin, db.create_agreement(&a, origin)).await
+            change(origin, db.create_agreement(&a, origin)).await
         }
         AgreementCommand::Update {
             id,
@@ -904,38 +895,28 @@ async fn agreement(db: &Db, origin: &Origin, cmd: AgreementCommand) -> Result<Ex
             vlan,
             any_vlan,
         } => {
-            let mut a = db
-                .agreement(id)
-                .await?
-                .ok_or_else(|| not_found(ObjectKind::Agreement, &id.to_string()))?;
-            if let Some(c) = client {
-                a.client = c;
-            }
-            if let Some(s) = service {
-                a.service = s;
-            }
-            if let Some(s) = state {
-                a.state = s.into();
-            }
-            if expires.is_some() || no_expiry {
-                a.expires = expires;
-            }
-            if vlan.is_some() || any_vlan {
-                a.vlan = vlan;
-            }
-            change(db, origin, db.update_agreement(&a, origin)).await
+            // Only the fields given: the rest is read and kept inside the same transaction.
+            let edit = AgreementEdit {
+                client,
+                service,
+                state: state.map(Into::into),
+                expires: (expires.is_some() || no_expiry).then_some(expires),
+                vlan: (vlan.is_some() || any_vlan).then_some(vlan),
+            };
+            change(origin, db.update_agreement(id, &edit, origin)).await
         }
-        AgreementCommand::Delete { id } => {
-            change(db, origin, db.delete_agreement(id, origin)).await
-        }
+        AgreementCommand::Delete { id } => change(origin, db.delete_agreement(id, origin)).await,
         AgreementCommand::Approve { id } => {
-            change(db, origin, db.transition(id, Transition::Approve, origin)).await
+            change(origin, db.transition(id, Transition::Approve, origin)).await
         }
         AgreementCommand::Reject { id } => {
-            change(db, origin, db.transition(id, Transition::Reject, origin)).await
+            change(origin, db.transition(id, Transition::Reject, origin)).await
         }
         AgreementCommand::Revoke { id } => {
-            change(db, origin, db.transition(id, Transition::Revoke, origin)).await
+            change(origin, db.transition(id, Transition::Revoke, origin)).await
+        }
+        AgreementCommand::Request { id } => {
+            change(origin, db.transition(id, Transition::Request, origin)).await
         }
     }
 }
@@ -968,11 +949,9 @@ async fn alias(db: &Db, origin: &Origin, cmd: AliasCommand) -> Result<ExitCode> 
         } => {
             let items = port_items(&ports).unwrap_or_default();
             let a = port_alias_from_text(&name, &protocol, &items)?;
-            change(db, origin, db.create_port_alias(&a, origin)).await
+            change(origin, db.create_port_alias(&a, origin)).await
         }
-        AliasCommand::Delete { name } => {
-            change(db, origin, db.delete_port_alias(&name, origin)).await
-        }
+        AliasCommand::Delete { name } => change(origin, db.delete_port_alias(&name, origin)).await,
     }
 }
 

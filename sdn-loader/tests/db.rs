@@ -19,8 +19,8 @@ use std::time::Instant;
 use chrono::{Duration, NaiveDate, Utc};
 use ipnet::IpNet;
 use sdn_loader::db::{
-    AgreementFilter, AuditFilter, Db, DbError, ObjectKind, Origin, Provision, ProvisionState,
-    RouterStatus, Transition, canonical, text::policy_json,
+    AgreementEdit, AgreementFilter, AuditFilter, Committed, Db, DbError, ObjectKind, Origin,
+    Provision, ProvisionState, RouterStatus, Transition, canonical, text::policy_json,
 };
 use sdn_loader::policy::{
     self, Agreement, AgreementState, Client, Organisation, Policy, PortRange, Service,
@@ -123,6 +123,7 @@ db_tests!(
     verbs,
     refusals,
     concurrent_changes,
+    concurrent_lifecycle,
     status_and_confirmations,
 );
 
@@ -289,7 +290,7 @@ async fn revision_and_audit(url: &str) {
     assert_eq!(db.revision().await.unwrap(), rev);
 
     // Each change moves it by one and is audited under its request id.
-    let changes: Vec<(&str, Result<u64, DbError>)> = vec![
+    let changes: Vec<(&str, Result<Committed, DbError>)> = vec![
         (
             "c-org",
             db.create_organisation(
@@ -336,7 +337,9 @@ async fn revision_and_audit(url: &str) {
         ("move", db.move_service("pacs", "kk", &origin("move")).await),
     ];
     for (request, result) in changes {
-        let new = result.unwrap_or_else(|e| panic!("{request}: {e}"));
+        let done = result.unwrap_or_else(|e| panic!("{request}: {e}"));
+        assert!(done.changed, "{request}");
+        let new = done.revision;
         assert_eq!(new, rev + 1, "{request}");
         rev = new;
         let rows = db
@@ -357,7 +360,10 @@ async fn revision_and_audit(url: &str) {
         db.update_organisation(&same, &origin("noop"))
             .await
             .unwrap(),
-        rev
+        Committed {
+            revision: rev,
+            changed: false
+        }
     );
     assert_eq!(db.revision().await.unwrap(), rev);
 
@@ -539,9 +545,50 @@ async fn verbs(url: &str) {
     let mut c = db.agreement(3001).await.unwrap().unwrap();
     c.vlan = Some(200);
     c.expires = None;
-    c.state = AgreementState::Approved;
-    db.update_agreement(&c, &o).await.unwrap();
+    c.state = AgreementState::Requested;
+    let edit = AgreementEdit {
+        state: Some(AgreementState::Requested),
+        expires: Some(None),
+        vlan: Some(Some(200)),
+        ..AgreementEdit::default()
+    };
+    db.update_agreement(3001, &edit, &o).await.unwrap();
     assert_eq!(db.agreement(3001).await.unwrap().unwrap(), c);
+    // Back in force only through approval: an edit cannot skip the lifecycle.
+    let err = db
+        .update_agreement(
+            3002,
+            &AgreementEdit {
+                state: Some(AgreementState::Approved),
+                ..AgreementEdit::default()
+            },
+            &o,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, DbError::ForbiddenState { id: 3002, .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("cannot change agreement 3002 from rejected to approved"),
+        "{err}"
+    );
+    db.transition(3001, Transition::Approve, &o).await.unwrap();
+    // Fields an edit does not name are the ones in force, not the ones it read before.
+    db.update_agreement(
+        3001,
+        &AgreementEdit {
+            vlan: Some(None),
+            ..AgreementEdit::default()
+        },
+        &o,
+    )
+    .await
+    .unwrap();
+    let now = db.agreement(3001).await.unwrap().unwrap();
+    assert_eq!((now.state, now.vlan), (AgreementState::Approved, None));
 
     // Moving a service leaves its agreements alone.
     let before = db
@@ -886,11 +933,140 @@ async fn concurrent_changes(url: &str) {
     }
     let mut revisions = Vec::new();
     for t in tasks {
-        revisions.push(t.await.unwrap().unwrap());
+        revisions.push(t.await.unwrap().unwrap().revision);
     }
     revisions.sort_unstable();
     assert_eq!(revisions, (2..10).collect::<Vec<u64>>());
     assert_eq!(db.revision().await.unwrap(), 9);
+    db.close().await;
+}
+
+/// Writers racing on one agreement (revoke; request again; approve; VLAN edits) and on one
+/// client's prefixes: every change is read, checked and written in one transaction, so the
+/// audit log holds only transitions of the lifecycle (a VLAN edit never undoes a revocation),
+/// no prefix added by one writer is lost to another, and the revisions the changes report are
+/// unique and gapless, with a no-op saying so instead of quoting another change's revision.
+async fn concurrent_lifecycle(url: &str) {
+    let db = Db::open(url).await.unwrap();
+    db.import(&demo(), &origin("seed")).await.unwrap();
+    let start = db.revision().await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let mut tasks = Vec::new();
+    for writer in 0..5u32 {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            for i in 0..150u32 {
+                if std::time::Instant::now() > deadline {
+                    break;
+                }
+                let o = origin(&format!("w{writer}-{i}"));
+                let r = match writer {
+                    0 => db.transition(1001, Transition::Revoke, &o).await,
+                    1 => {
+                        let edit = AgreementEdit {
+                            state: Some(AgreementState::Requested),
+                            ..AgreementEdit::default()
+                        };
+                        db.update_agreement(1001, &edit, &o).await
+                    }
+                    2 => db.transition(1001, Transition::Approve, &o).await,
+                    3 => {
+                        let edit = AgreementEdit {
+                            vlan: Some((i % 2 == 0).then_some(100 + (i % 7) as u16)),
+                            ..AgreementEdit::default()
+                        };
+                        db.update_agreement(1001, &edit, &o).await
+                    }
+                    _ => {
+                        let p = net(&format!("2001:db8:{:x}::/48", 0x500 + i));
+                        db.add_prefix("lab", p, &o).await.inspect(|c| {
+                            assert!(c.changed, "adding a new prefix is a change");
+                        })
+                    }
+                };
+                match r {
+                    Ok(c) => out.push((writer, i, c)),
+                    Err(DbError::BadTransition { .. } | DbError::ForbiddenState { .. }) => {}
+                    Err(e) => panic!("writer {writer}: {e}"),
+                }
+            }
+            out
+        }));
+    }
+    let mut done = Vec::new();
+    for t in tasks {
+        done.extend(t.await.unwrap());
+    }
+    let end = db.revision().await.unwrap();
+    let mut made: Vec<u64> = done
+        .iter()
+        .filter(|(_, _, c)| c.changed)
+        .map(|(_, _, c)| c.revision)
+        .collect();
+    made.sort_unstable();
+    assert_eq!(
+        made,
+        (start + 1..=end).collect::<Vec<u64>>(),
+        "each change reports a revision of its own, and every revision is some change's"
+    );
+    // A no-op reports a revision the database really was at, and says it changed nothing.
+    for (_, _, c) in done.iter().filter(|(_, _, c)| !c.changed) {
+        assert!((start..=end).contains(&c.revision), "{c:?}");
+    }
+    let rows = db
+        .audit(&AuditFilter {
+            kind: Some(ObjectKind::Agreement),
+            key: Some("1001".into()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    let state = |v: &Option<serde_json::Value>| {
+        let name = v.as_ref().unwrap()["state"].as_str().unwrap();
+        [
+            AgreementState::Requested,
+            AgreementState::Approved,
+            AgreementState::Rejected,
+            AgreementState::Revoked,
+        ]
+        .into_iter()
+        .find(|s| s.name() == name)
+        .unwrap()
+    };
+    let mut transitions = 0;
+    for r in rows.iter().filter(|r| r.revision > start) {
+        let (from, to) = (state(&r.before), state(&r.after));
+        if from != to {
+            transitions += 1;
+            assert!(
+                Transition::between(from, to).is_some(),
+                "revision {}: {} {} -> {} is not in the lifecycle",
+                r.revision,
+                r.action,
+                from.name(),
+                to.name()
+            );
+        }
+        if r.request_id.starts_with("w3-") {
+            assert_eq!(
+                from, to,
+                "a VLAN edit changed the state at revision {}",
+                r.revision
+            );
+        }
+    }
+    assert!(
+        transitions > 3,
+        "the writers raced: {transitions} state changes"
+    );
+    let added = done.iter().filter(|(w, _, _)| *w == 4).count();
+    let lab = db.client("lab").await.unwrap().unwrap();
+    assert_eq!(
+        lab.prefixes.len(),
+        1 + added,
+        "no concurrent prefix was lost"
+    );
     db.close().await;
 }
 

@@ -4,6 +4,8 @@ use std::fmt;
 
 use crate::policy::{AgreementState, PolicyError, ValidationError};
 
+use super::lifecycle::Transition;
+
 /// The kinds of object the database holds (also the `kind` column of the audit log).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ObjectKind {
@@ -65,45 +67,6 @@ impl ObjectKind {
 impl fmt::Display for ObjectKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
-    }
-}
-
-/// An agreement state change asked for by `agreement approve|reject|revoke`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Transition {
-    /// requested -> approved.
-    Approve,
-    /// requested -> rejected.
-    Reject,
-    /// approved -> revoked.
-    Revoke,
-}
-
-impl Transition {
-    /// The verb (also the audit action).
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::Approve => "approve",
-            Self::Reject => "reject",
-            Self::Revoke => "revoke",
-        }
-    }
-
-    /// The state an agreement must be in.
-    pub const fn from(self) -> AgreementState {
-        match self {
-            Self::Approve | Self::Reject => AgreementState::Requested,
-            Self::Revoke => AgreementState::Approved,
-        }
-    }
-
-    /// The state it gets.
-    pub const fn to(self) -> AgreementState {
-        match self {
-            Self::Approve => AgreementState::Approved,
-            Self::Reject => AgreementState::Rejected,
-            Self::Revoke => AgreementState::Revoked,
-        }
     }
 }
 
@@ -252,7 +215,7 @@ pub enum DbError {
         "cannot {} agreement {id}: it is {}, and only a {} agreement can be {}",
         transition.name(),
         state.name(),
-        transition.from().name(),
+        transition.sources_text(),
         transition.to().name()
     )]
     BadTransition {
@@ -262,6 +225,21 @@ pub enum DbError {
         state: AgreementState,
         /// What was asked.
         transition: Transition,
+    },
+    /// An edit that would move an agreement between states the lifecycle does not join.
+    #[error(
+        "cannot change agreement {id} from {} to {}: {}",
+        from.name(),
+        to.name(),
+        super::lifecycle::RULES
+    )]
+    ForbiddenState {
+        /// The agreement.
+        id: u32,
+        /// Its state.
+        from: AgreementState,
+        /// The state asked for.
+        to: AgreementState,
     },
     /// A value in the database that this version cannot read (written by hand or by a newer
     /// version).

@@ -500,7 +500,7 @@ impl Db {
                 })),
             ));
         }
-        report.revision = ch.commit(&mut tick).await?;
+        report.revision = ch.commit(&mut tick).await?.revision;
         Ok(report)
     }
 }

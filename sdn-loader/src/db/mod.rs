@@ -19,6 +19,7 @@ mod audit;
 mod check;
 mod error;
 mod import;
+mod lifecycle;
 mod ops;
 mod status;
 mod store;
@@ -33,9 +34,10 @@ use sqlx::{Any, AnyConnection, AnyPool, Transaction};
 use crate::policy::Policy;
 
 pub use audit::{AuditEntry, AuditFilter, parse_time};
-pub use error::{DbError, ObjectKind, Transition};
+pub use error::{DbError, ObjectKind};
 pub use import::ImportReport;
-pub use ops::AgreementFilter;
+pub use lifecycle::Transition;
+pub use ops::{AgreementEdit, AgreementFilter};
 pub use status::{Provision, ProvisionState, RouterStatus};
 
 /// The database when none is given: an SQLite file in the loader's state directory.
@@ -303,6 +305,16 @@ pub fn time_text(t: chrono::DateTime<Utc>) -> String {
 /// The PostgreSQL notification channel every change notifies, with the new revision as payload.
 pub const REVISION_CHANNEL: &str = "sdn_revision";
 
+/// What a committed change did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Committed {
+    /// The revision this change made; for a change that changed nothing, the revision the
+    /// database was at when the change read it (which another change made).
+    pub revision: u64,
+    /// False when nothing changed: no revision was made and no audit row written.
+    pub changed: bool,
+}
+
 /// One change in progress: a transaction that has already bumped the revision, and the audit
 /// rows to write when it commits.
 struct Change<'o> {
@@ -330,12 +342,18 @@ impl<'o> Change<'o> {
         &mut self.tx
     }
 
-    /// Writes the audit rows and commits; returns the new revision. Without any audit row
-    /// nothing changed: the transaction is rolled back and the old revision returned.
-    async fn commit(mut self, progress: &mut (dyn FnMut(u64) + Send)) -> Result<u64, DbError> {
+    /// Writes the audit rows and commits. Without any audit row nothing changed: the
+    /// transaction is rolled back, and the revision it read is returned as unchanged.
+    async fn commit(
+        mut self,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<Committed, DbError> {
         if self.audit.is_empty() {
             self.tx.rollback().await?;
-            return Ok(u64::try_from(self.revision - 1).unwrap_or_default());
+            return Ok(Committed {
+                revision: u64::try_from(self.revision - 1).unwrap_or_default(),
+                changed: false,
+            });
         }
         let rows = audit::rows(&self.audit, self.revision, &self.at, self.origin);
         store::insert_rows(&mut self.tx, "audit", audit::COLUMNS, &rows, progress).await?;
@@ -348,6 +366,9 @@ impl<'o> Change<'o> {
                 .await?;
         }
         self.tx.commit().await?;
-        Ok(u64::try_from(self.revision).unwrap_or_default())
+        Ok(Committed {
+            revision: u64::try_from(self.revision).unwrap_or_default(),
+            changed: true,
+        })
     }
 }

@@ -10,13 +10,13 @@ use crate::policy::{
 };
 
 use super::audit::Row;
-use super::error::{DbError, ObjectKind, Transition};
+use super::error::{DbError, ObjectKind};
 use super::store::{self, Val};
 use super::text::{
     agreement_json, client_json, organisation_json, port_alias_json, ports_column, prefix_column,
     service_json,
 };
-use super::{Change, Db, Origin, check};
+use super::{Change, Committed, Db, Origin, Transition, check};
 
 /// Which agreements to list; every field given must match.
 #[derive(Clone, Debug, Default)]
@@ -27,6 +27,41 @@ pub struct AgreementFilter {
     pub service: Option<String>,
     /// In this state.
     pub state: Option<AgreementState>,
+}
+
+/// Which fields of an agreement to change; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AgreementEdit {
+    /// A new client.
+    pub client: Option<String>,
+    /// A new service.
+    pub service: Option<String>,
+    /// A new state (a lifecycle transition from the state the agreement is in).
+    pub state: Option<AgreementState>,
+    /// A new expiry date, or `Some(None)` for none.
+    pub expires: Option<Option<chrono::NaiveDate>>,
+    /// A new VLAN, or `Some(None)` for any VLAN.
+    pub vlan: Option<Option<u16>>,
+}
+
+impl AgreementEdit {
+    fn apply(&self, a: &mut Agreement) {
+        if let Some(c) = &self.client {
+            a.client.clone_from(c);
+        }
+        if let Some(s) = &self.service {
+            a.service.clone_from(s);
+        }
+        if let Some(s) = self.state {
+            a.state = s;
+        }
+        if let Some(e) = self.expires {
+            a.expires = e;
+        }
+        if let Some(v) = self.vlan {
+            a.vlan = v;
+        }
+    }
 }
 
 /// How many ids to name in a refusal.
@@ -67,7 +102,7 @@ impl Change<'_> {
         });
     }
 
-    async fn done(self) -> Result<u64, DbError> {
+    async fn done(self) -> Result<Committed, DbError> {
         self.commit(&mut |_| {}).await
     }
 }
@@ -358,7 +393,7 @@ impl Db {
         &self,
         o: &Organisation,
         origin: &Origin,
-    ) -> Result<u64, DbError> {
+    ) -> Result<Committed, DbError> {
         let o = check::organisation(o)?;
         let mut ch = Change::begin(self, origin).await?;
         if store::organisation(ch.conn(), &o.id).await?.is_some() {
@@ -392,7 +427,7 @@ impl Db {
         &self,
         o: &Organisation,
         origin: &Origin,
-    ) -> Result<u64, DbError> {
+    ) -> Result<Committed, DbError> {
         let mut ch = Change::begin(self, origin).await?;
         let before = store::organisation(ch.conn(), &o.id)
             .await?
@@ -420,7 +455,11 @@ impl Db {
     ///
     /// # Errors
     /// [`DbError::NotFound`], [`DbError::InUse`], [`DbError::Sql`].
-    pub async fn delete_organisation(&self, id: &str, origin: &Origin) -> Result<u64, DbError> {
+    pub async fn delete_organisation(
+        &self,
+        id: &str,
+        origin: &Origin,
+    ) -> Result<Committed, DbError> {
         let mut ch = Change::begin(self, origin).await?;
         let before = store::organisation(ch.conn(), id)
             .await?
@@ -471,7 +510,11 @@ impl Db {
     ///
     /// # Errors
     /// [`DbError::Invalid`], [`DbError::Duplicate`], [`DbError::Sql`].
-    pub async fn create_port_alias(&self, a: &PortAlias, origin: &Origin) -> Result<u64, DbError> {
+    pub async fn create_port_alias(
+        &self,
+        a: &PortAlias,
+        origin: &Origin,
+    ) -> Result<Committed, DbError> {
         let a = check::port_alias(a)?;
         let mut ch = Change::begin(self, origin).await?;
         if store::port_alias(ch.conn(), &a.name).await?.is_some() {
@@ -501,7 +544,11 @@ impl Db {
     ///
     /// # Errors
     /// [`DbError::NotFound`], [`DbError::Sql`].
-    pub async fn delete_port_alias(&self, name: &str, origin: &Origin) -> Result<u64, DbError> {
+    pub async fn delete_port_alias(
+        &self,
+        name: &str,
+        origin: &Origin,
+    ) -> Result<Committed, DbError> {
         let mut ch = Change::begin(self, origin).await?;
         let before = store::port_alias(ch.conn(), name)
             .await?
@@ -529,7 +576,7 @@ impl Db {
     /// # Errors
     /// [`DbError::Invalid`] (bad id, unknown organisation, bad endpoint, no endpoint),
     /// [`DbError::Duplicate`], [`DbError::Sql`].
-    pub async fn create_service(&self, s: &Service, origin: &Origin) -> Result<u64, DbError> {
+    pub async fn create_service(&self, s: &Service, origin: &Origin) -> Result<Committed, DbError> {
         let mut ch = Change::begin(self, origin).await?;
         let s = check::service(s, store::organisations(ch.conn()).await?)?;
         if store::service(ch.conn(), &s.id).await?.is_some() {
@@ -553,8 +600,29 @@ impl Db {
     ///
     /// # Errors
     /// [`DbError::NotFound`], [`DbError::Invalid`], [`DbError::Sql`].
-    pub async fn update_service(&self, s: &Service, origin: &Origin) -> Result<u64, DbError> {
-        self.replace_service(s, "update", origin).await
+    pub async fn update_service(&self, s: &Service, origin: &Origin) -> Result<Committed, DbError> {
+        self.edit_service(&s.id, "update", origin, |x| {
+            x.clone_from(s);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Renames a service; its endpoints and agreements are untouched.
+    ///
+    /// # Errors
+    /// [`DbError::NotFound`], [`DbError::Sql`].
+    pub async fn rename_service(
+        &self,
+        id: &str,
+        name: &str,
+        origin: &Origin,
+    ) -> Result<Committed, DbError> {
+        self.edit_service(id, "update", origin, |s| {
+            name.clone_into(&mut s.name);
+            Ok(())
+        })
+        .await
     }
 
     /// Moves a service to another organisation; its endpoints and agreements are untouched.
@@ -566,26 +634,33 @@ impl Db {
         id: &str,
         organisation: &str,
         origin: &Origin,
-    ) -> Result<u64, DbError> {
-        let mut s = self
-            .service(id)
-            .await?
-            .ok_or_else(|| not_found(ObjectKind::Service, id))?;
-        organisation.clone_into(&mut s.organisation);
-        self.replace_service(&s, "move", origin).await
+    ) -> Result<Committed, DbError> {
+        self.edit_service(id, "move", origin, |s| {
+            organisation.clone_into(&mut s.organisation);
+            Ok(())
+        })
+        .await
     }
 
-    async fn replace_service(
+    /// Reads service `id`, applies `edit` and writes the result, all in one change: a
+    /// concurrent change is either wholly before this one or wholly after it.
+    async fn edit_service(
         &self,
-        s: &Service,
+        id: &str,
         action: &'static str,
         origin: &Origin,
-    ) -> Result<u64, DbError> {
+        edit: impl FnOnce(&mut Service) -> Result<(), DbError> + Send,
+    ) -> Result<Committed, DbError> {
         let mut ch = Change::begin(self, origin).await?;
-        let before = store::service(ch.conn(), &s.id)
+        let before = store::service(ch.conn(), id)
             .await?
-            .ok_or_else(|| not_found(ObjectKind::Service, &s.id))?;
-        let s = check::service(s, store::organisations(ch.conn()).await?)?;
+            .ok_or_else(|| not_found(ObjectKind::Service, id))?;
+        let mut edited = before.clone();
+        edit(&mut edited)?;
+        if edited.id != before.id {
+            return Err(not_found(ObjectKind::Service, &edited.id));
+        }
+        let s = check::service(&edited, store::organisations(ch.conn()).await?)?;
         if before != s {
             write_service(ch.conn(), &s, true).await?;
             let peer =
@@ -607,7 +682,7 @@ impl Db {
     ///
     /// # Errors
     /// [`DbError::NotFound`], [`DbError::InUse`], [`DbError::Sql`].
-    pub async fn delete_service(&self, id: &str, origin: &Origin) -> Result<u64, DbError> {
+    pub async fn delete_service(&self, id: &str, origin: &Origin) -> Result<Committed, DbError> {
         let mut ch = Change::begin(self, origin).await?;
         let before = store::service(ch.conn(), id)
             .await?
@@ -653,7 +728,7 @@ impl Db {
         service: &str,
         endpoint: &Endpoint,
         origin: &Origin,
-    ) -> Result<u64, DbError> {
+    ) -> Result<Committed, DbError> {
         let mut ch = Change::begin(self, origin).await?;
         let before = store::service(ch.conn(), service)
             .await?
@@ -712,7 +787,7 @@ impl Db {
         endpoint: &Endpoint,
         match_ports: bool,
         origin: &Origin,
-    ) -> Result<u64, DbError> {
+    ) -> Result<Committed, DbError> {
         let mut ch = Change::begin(self, origin).await?;
         let before = store::service(ch.conn(), service)
             .await?
@@ -785,7 +860,7 @@ impl Db {
     /// # Errors
     /// [`DbError::Invalid`] (bad id, unknown organisation, bad prefix, no prefix),
     /// [`DbError::Duplicate`], [`DbError::Sql`].
-    pub async fn create_client(&self, c: &Client, origin: &Origin) -> Result<u64, DbError> {
+    pub async fn create_client(&self, c: &Client, origin: &Origin) -> Result<Committed, DbError> {
         let mut ch = Change::begin(self, origin).await?;
         let c = check::client(c, store::organisations(ch.conn()).await?)?;
         if store::client(ch.conn(), &c.id).await?.is_some() {
@@ -808,21 +883,49 @@ impl Db {
     ///
     /// # Errors
     /// [`DbError::NotFound`], [`DbError::Invalid`], [`DbError::Sql`].
-    pub async fn update_client(&self, c: &Client, origin: &Origin) -> Result<u64, DbError> {
-        self.replace_client(c, "update", origin).await
+    pub async fn update_client(&self, c: &Client, origin: &Origin) -> Result<Committed, DbError> {
+        self.edit_client(&c.id, "update", origin, |x| {
+            x.clone_from(c);
+            Ok(())
+        })
+        .await
     }
 
-    async fn replace_client(
+    /// Moves a client to another organisation; its prefixes and agreements are untouched.
+    ///
+    /// # Errors
+    /// [`DbError::NotFound`], [`DbError::Invalid`] (unknown organisation), [`DbError::Sql`].
+    pub async fn move_client(
         &self,
-        c: &Client,
+        id: &str,
+        organisation: &str,
+        origin: &Origin,
+    ) -> Result<Committed, DbError> {
+        self.edit_client(id, "update", origin, |c| {
+            organisation.clone_into(&mut c.organisation);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Reads client `id`, applies `edit` and writes the result, all in one change.
+    async fn edit_client(
+        &self,
+        id: &str,
         action: &'static str,
         origin: &Origin,
-    ) -> Result<u64, DbError> {
+        edit: impl FnOnce(&mut Client) -> Result<(), DbError> + Send,
+    ) -> Result<Committed, DbError> {
         let mut ch = Change::begin(self, origin).await?;
-        let before = store::client(ch.conn(), &c.id)
+        let before = store::client(ch.conn(), id)
             .await?
-            .ok_or_else(|| not_found(ObjectKind::Client, &c.id))?;
-        let c = check::client(c, store::organisations(ch.conn()).await?)?;
+            .ok_or_else(|| not_found(ObjectKind::Client, id))?;
+        let mut edited = before.clone();
+        edit(&mut edited)?;
+        if edited.id != before.id {
+            return Err(not_found(ObjectKind::Client, &edited.id));
+        }
+        let c = check::client(&edited, store::organisations(ch.conn()).await?)?;
         if before != c {
             write_client(ch.conn(), &c, true).await?;
             let peer =
@@ -849,13 +952,12 @@ impl Db {
         client: &str,
         prefix: IpNet,
         origin: &Origin,
-    ) -> Result<u64, DbError> {
-        let mut c = self
-            .client(client)
-            .await?
-            .ok_or_else(|| not_found(ObjectKind::Client, client))?;
-        c.prefixes.push(prefix);
-        self.replace_client(&c, "add-prefix", origin).await
+    ) -> Result<Committed, DbError> {
+        self.edit_client(client, "add-prefix", origin, |c| {
+            c.prefixes.push(prefix);
+            Ok(())
+        })
+        .await
     }
 
     /// Deletes a prefix of a client; refused for its last prefix.
@@ -868,32 +970,31 @@ impl Db {
         client: &str,
         prefix: IpNet,
         origin: &Origin,
-    ) -> Result<u64, DbError> {
-        let mut c = self
-            .client(client)
-            .await?
-            .ok_or_else(|| not_found(ObjectKind::Client, client))?;
-        let before = c.prefixes.len();
-        c.prefixes.retain(|p| *p != prefix);
-        if c.prefixes.len() == before {
-            return Err(DbError::NoSuchPrefix {
-                client: client.to_owned(),
-                prefix: prefix.to_string(),
-            });
-        }
-        if c.prefixes.is_empty() {
-            return Err(DbError::LastPrefix {
-                client: client.to_owned(),
-            });
-        }
-        self.replace_client(&c, "delete-prefix", origin).await
+    ) -> Result<Committed, DbError> {
+        self.edit_client(client, "delete-prefix", origin, |c| {
+            let before = c.prefixes.len();
+            c.prefixes.retain(|p| *p != prefix);
+            if c.prefixes.len() == before {
+                return Err(DbError::NoSuchPrefix {
+                    client: client.to_owned(),
+                    prefix: prefix.to_string(),
+                });
+            }
+            if c.prefixes.is_empty() {
+                return Err(DbError::LastPrefix {
+                    client: client.to_owned(),
+                });
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Deletes a client (with its prefixes) that has no agreements.
     ///
     /// # Errors
     /// [`DbError::NotFound`], [`DbError::InUse`], [`DbError::Sql`].
-    pub async fn delete_client(&self, id: &str, origin: &Origin) -> Result<u64, DbError> {
+    pub async fn delete_client(&self, id: &str, origin: &Origin) -> Result<Committed, DbError> {
         let mut ch = Change::begin(self, origin).await?;
         let before = store::client(ch.conn(), id)
             .await?
@@ -937,7 +1038,11 @@ impl Db {
     /// # Errors
     /// [`DbError::Duplicate`] (id in use), [`DbError::Invalid`] (unknown client or service,
     /// VLAN out of range), [`DbError::Sql`].
-    pub async fn create_agreement(&self, a: &Agreement, origin: &Origin) -> Result<u64, DbError> {
+    pub async fn create_agreement(
+        &self,
+        a: &Agreement,
+        origin: &Origin,
+    ) -> Result<Committed, DbError> {
         let mut ch = Change::begin(self, origin).await?;
         if store::agreement(ch.conn(), a.id).await?.is_some() {
             return Err(duplicate(ObjectKind::Agreement, &a.id.to_string()));
@@ -963,26 +1068,76 @@ impl Db {
         ch.done().await
     }
 
-    /// Replaces an agreement (`a.id` says which).
+    /// Edits agreement `id`: the fields `edit` names, read and written in one change, so a
+    /// concurrent change of other fields is neither lost nor undone. A change of state must be
+    /// one of the lifecycle's transitions (see [`Transition`]).
     ///
     /// # Errors
-    /// [`DbError::NotFound`], [`DbError::Invalid`], [`DbError::Sql`].
-    pub async fn update_agreement(&self, a: &Agreement, origin: &Origin) -> Result<u64, DbError> {
-        self.replace_agreement(a, "update", origin).await
+    /// [`DbError::NotFound`], [`DbError::ForbiddenState`], [`DbError::Invalid`],
+    /// [`DbError::Sql`].
+    pub async fn update_agreement(
+        &self,
+        id: u32,
+        edit: &AgreementEdit,
+        origin: &Origin,
+    ) -> Result<Committed, DbError> {
+        self.edit_agreement(id, "update", origin, |a| {
+            edit.apply(a);
+            Ok(())
+        })
+        .await
     }
 
-    async fn replace_agreement(
+    /// `agreement approve|reject|revoke|request`: the state change, checked against the
+    /// state read in the same transaction.
+    ///
+    /// # Errors
+    /// [`DbError::NotFound`], [`DbError::BadTransition`], [`DbError::Sql`].
+    pub async fn transition(
         &self,
-        a: &Agreement,
+        id: u32,
+        transition: Transition,
+        origin: &Origin,
+    ) -> Result<Committed, DbError> {
+        self.edit_agreement(id, transition.name(), origin, |a| {
+            if !transition.applies_to(a.state) {
+                return Err(DbError::BadTransition {
+                    id,
+                    state: a.state,
+                    transition,
+                });
+            }
+            a.state = transition.to();
+            Ok(())
+        })
+        .await
+    }
+
+    /// Reads agreement `id`, applies `edit`, checks the lifecycle and the references, and
+    /// writes the result, all in one change.
+    async fn edit_agreement(
+        &self,
+        id: u32,
         action: &'static str,
         origin: &Origin,
-    ) -> Result<u64, DbError> {
+        edit: impl FnOnce(&mut Agreement) -> Result<(), DbError> + Send,
+    ) -> Result<Committed, DbError> {
         let mut ch = Change::begin(self, origin).await?;
-        let before = store::agreement(ch.conn(), a.id)
+        let before = store::agreement(ch.conn(), id)
             .await?
-            .ok_or_else(|| not_found(ObjectKind::Agreement, &a.id.to_string()))?;
-        let (client_org, service_org) = check_agreement(ch.conn(), a).await?;
-        if before != *a {
+            .ok_or_else(|| not_found(ObjectKind::Agreement, &id.to_string()))?;
+        let mut a = before.clone();
+        edit(&mut a)?;
+        a.id = id;
+        if a.state != before.state && Transition::between(before.state, a.state).is_none() {
+            return Err(DbError::ForbiddenState {
+                id,
+                from: before.state,
+                to: a.state,
+            });
+        }
+        let (client_org, service_org) = check_agreement(ch.conn(), &a).await?;
+        if before != a {
             sqlx::query(
                 "UPDATE agreements SET client = $2, service = $3, state = $4, expires = $5, vlan = $6 WHERE id = $1",
             )
@@ -1001,43 +1156,17 @@ impl Db {
                 Some(&client_org),
                 Some(&service_org),
                 Some(agreement_json(&before)),
-                Some(agreement_json(a)),
+                Some(agreement_json(&a)),
             );
         }
         ch.done().await
-    }
-
-    /// `agreement approve|reject|revoke`: approve or reject a requested agreement, revoke an
-    /// approved one.
-    ///
-    /// # Errors
-    /// [`DbError::NotFound`], [`DbError::BadTransition`], [`DbError::Sql`].
-    pub async fn transition(
-        &self,
-        id: u32,
-        transition: Transition,
-        origin: &Origin,
-    ) -> Result<u64, DbError> {
-        let mut a = self
-            .agreement(id)
-            .await?
-            .ok_or_else(|| not_found(ObjectKind::Agreement, &id.to_string()))?;
-        if a.state != transition.from() {
-            return Err(DbError::BadTransition {
-                id,
-                state: a.state,
-                transition,
-            });
-        }
-        a.state = transition.to();
-        self.replace_agreement(&a, transition.name(), origin).await
     }
 
     /// Deletes an agreement.
     ///
     /// # Errors
     /// [`DbError::NotFound`], [`DbError::Sql`].
-    pub async fn delete_agreement(&self, id: u32, origin: &Origin) -> Result<u64, DbError> {
+    pub async fn delete_agreement(&self, id: u32, origin: &Origin) -> Result<Committed, DbError> {
         let mut ch = Change::begin(self, origin).await?;
         let key = id.to_string();
         let before = store::agreement(ch.conn(), id)
