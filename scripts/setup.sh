@@ -39,6 +39,7 @@ fi
 
 if ! mountpoint -q /sys/fs/bpf; then
   log "mounting bpffs on /sys/fs/bpf"
-  mount -t bpf bpf /sys/fs/bpf
+  # 0700: a world-writable bpffs (the default 1777) lets any user make pin directories first.
+  mount -t bpf -o mode=0700 bpf /sys/fs/bpf
 fi
 log "ready"

@@ -77,6 +77,9 @@ pub enum AttachError {
     /// Data-plane errors.
     #[error(transparent)]
     Dataplane(#[from] crate::dataplane::DataplaneError),
+    /// The pin tree is refused or cannot be made.
+    #[error(transparent)]
+    PinTree(#[from] crate::pins::PinTreeError),
 }
 
 /// The network namespace the calling thread was in before [`enter_netns`]; it goes back
@@ -174,12 +177,19 @@ pub fn attach(
     iface: &str,
     mode: XdpMode,
 ) -> Result<Attached, AttachError> {
-    let links_dir = pin_dir.join(paths::LINKS_SUBDIR);
-    std::fs::create_dir_all(&links_dir).map_err(|source| AttachError::Io {
-        path: links_dir.clone(),
-        source,
-    })?;
+    crate::pins::secure_tree(pin_dir)?;
     let lpath = link_path(pin_dir, iface);
+    if lpath.exists() {
+        if let Some(problem) = crate::pins::link_problem(&lpath) {
+            // A link whose interface went away (deleted and created again, say) holds no
+            // interface: swapping a program into it would leave the new interface unfiltered.
+            tracing::warn!("{}: {problem}; attaching anew", lpath.display());
+            std::fs::remove_file(&lpath).map_err(|source| AttachError::Io {
+                path: lpath.clone(),
+                source,
+            })?;
+        }
+    }
     let program = dp.program_mut()?;
     let how = if lpath.exists() {
         let pinned = PinnedLink::from_pin(&lpath).map_err(|e| AttachError::Link {
@@ -252,12 +262,15 @@ pub fn attach(
             message: e.to_string(),
         })?;
     }
+    crate::pins::record_interface(pin_dir, iface)?;
     Ok(how)
 }
 
 /// Detaches from `iface` by removing its pinned link. Returns false when none was pinned.
 pub fn detach(pin_dir: &Path, iface: &str) -> Result<bool, AttachError> {
     let lpath = link_path(pin_dir, iface);
+    // Asked for by an operator: no longer configured, so no alarm.
+    crate::pins::forget_interface(pin_dir, iface)?;
     if !lpath.exists() {
         return Ok(false);
     }

@@ -115,6 +115,9 @@ pub enum DataplaneError {
         /// Value size this build uses.
         want_value: u32,
     },
+    /// The pin tree is refused or cannot be made.
+    #[error(transparent)]
+    PinTree(#[from] crate::pins::PinTreeError),
     /// Pin directory problems.
     #[error("pin directory {path}")]
     PinDir {
@@ -405,11 +408,9 @@ impl Dataplane {
             .map_max_entries(maps::PREFIXES, caps.prefixes)
             .map_max_entries(maps::RULES, caps.rules);
         let map_dir = pin_dir.map(|d| d.join(crate::paths::MAPS_SUBDIR));
-        if let Some(dir) = &map_dir {
-            std::fs::create_dir_all(dir).map_err(|source| DataplaneError::PinDir {
-                path: dir.clone(),
-                source,
-            })?;
+        if let (Some(dir), Some(tree)) = (&map_dir, pin_dir) {
+            // Whoever could write the tree could unlink the pins and so detach the filter.
+            crate::pins::secure_tree(tree)?;
             check_pinned_layouts(dir)?;
             for name in ALL_MAPS {
                 loader.map_pin_path(name, dir.join(name));

@@ -38,6 +38,8 @@ pub struct HttpState {
     pub store: KpiStore,
     /// The running data plane's maps (absent: no per-agreement counters or reasons).
     pub maps: Option<Mutex<Maps>>,
+    /// The pin tree whose configured interfaces `/metrics` reports (`sdn_interface_attached`).
+    pub pin_dir: Option<std::path::PathBuf>,
     /// This router's name (sync state is read for it).
     pub router: String,
     /// Cardinality guard for `/metrics`.
@@ -140,6 +142,9 @@ pub async fn metrics_text(state: &HttpState) -> Result<String, KpiError> {
             .lock()
             .map_err(|_| KpiError::Corrupt("the maps lock was poisoned".into()))?;
         metrics::read_dataplane(&maps, &mut snap)?;
+    }
+    if let Some(dir) = &state.pin_dir {
+        snap.interfaces = crate::pins::interface_health(dir);
     }
     metrics::read_database(&state.store, &mut snap).await?;
     Ok(metrics::render(&snap, state.cardinality))

@@ -315,6 +315,7 @@ pub(crate) fn run(url: &str, cmd: KpiCommand, stop: &'static AtomicBool) -> Resu
                 let state = Arc::new(HttpState {
                     store,
                     maps: maps.map(std::sync::Mutex::new),
+                    pin_dir: pin_dir.clone(),
                     router,
                     cardinality: Cardinality::parse(&metrics_agreements)?,
                 });
@@ -433,6 +434,7 @@ pub(crate) fn start_daemon(
                     let state = Arc::new(HttpState {
                         store: store.clone(),
                         maps: Some(std::sync::Mutex::new(open_maps(&pin_dir)?)),
+                        pin_dir: Some(pin_dir.clone()),
                         router: router.clone(),
                         cardinality,
                     });

@@ -13,6 +13,7 @@ pub mod generator;
 pub mod http;
 pub mod kpi;
 pub mod paths;
+pub mod pins;
 pub mod plan;
 pub mod policy;
 pub mod probe;

@@ -435,6 +435,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                             fleet.state_dir.unwrap_or_else(|| config.state_dir.clone()),
                         ),
                         infrastructure: config.infrastructure.clone(),
+                        pin_dir: Some(pin_dir.clone()),
                         ..Default::default()
                     };
                     Source::Db { url, once, opts }
@@ -720,6 +721,10 @@ struct AgreementRow {
 struct StatsOut {
     generation: u32,
     interfaces: Vec<String>,
+    /// Every interface the pin tree knows of, configured or linked, attached or not.
+    interface_health: Vec<sdn_loader::pins::InterfaceHealth>,
+    /// Configured interfaces without a program: the filter is not enforcing there.
+    alarms: Vec<String>,
     flow_table: sdn_loader::dataplane::FlowTableUsage,
     agreements: Vec<AgreementRow>,
     reasons: std::collections::BTreeMap<&'static str, u64>,
@@ -749,15 +754,29 @@ fn stats(pin_dir: &Path, json: bool) -> Result<ExitCode> {
     let out = StatsOut {
         generation: maps.config()?.active_generation,
         interfaces: attach::attached_interfaces(pin_dir),
+        interface_health: sdn_loader::pins::interface_health(pin_dir),
+        alarms: sdn_loader::pins::alarms(pin_dir),
         flow_table: maps.flow_table_usage()?,
         agreements: counters.iter().map(|(id, c)| row(*id, c)).collect(),
         reasons: (0..reason::COUNT)
             .map(|r| (reason::name(r), reasons.get(&r).copied().unwrap_or(0)))
             .collect(),
     };
+    // Exit 2 when the filter is not enforcing on a configured interface (see README).
+    let code = if out.alarms.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    };
+    for a in &out.alarms {
+        eprintln!("{a}");
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&out)?);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(code);
+    }
+    for a in &out.alarms {
+        println!("{a}");
     }
     println!(
         "interfaces: {}  policy generation: {}",
@@ -796,7 +815,7 @@ fn stats(pin_dir: &Path, json: bool) -> Result<ExitCode> {
             );
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
 }
 
 static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);

@@ -53,6 +53,9 @@ pub struct SyncOptions {
     pub state_dir: Option<PathBuf>,
     /// This router's own infrastructure allow list, added to the database's.
     pub infrastructure: Vec<InfraEntry>,
+    /// The pin tree whose configured interfaces are watched: one without a program attached
+    /// is an alarm in the log and the router's status.
+    pub pin_dir: Option<PathBuf>,
 }
 
 impl Default for SyncOptions {
@@ -66,6 +69,7 @@ impl Default for SyncOptions {
             activity_every: Duration::from_secs(60),
             state_dir: None,
             infrastructure: Vec::new(),
+            pin_dir: None,
         }
     }
 }
@@ -134,6 +138,8 @@ pub struct Follower {
     written: BTreeMap<u32, Provision>,
     /// When a revision last went in force.
     last_sync: Option<DateTime<Utc>>,
+    /// Configured interfaces without a program (see [`crate::pins::alarms`]).
+    alarms: Vec<String>,
 }
 
 impl Follower {
@@ -316,6 +322,26 @@ impl Follower {
         out
     }
 
+    /// Looks at the configured interfaces of `opts.pin_dir`; logs when an alarm starts or ends.
+    /// Returns whether anything changed (then the status row is due).
+    pub fn check_interfaces(&mut self, opts: &SyncOptions) -> bool {
+        let Some(dir) = &opts.pin_dir else {
+            return false;
+        };
+        let now = crate::pins::alarms(dir);
+        if now == self.alarms {
+            return false;
+        }
+        for a in now.iter().filter(|a| !self.alarms.contains(a)) {
+            tracing::error!("{a}");
+        }
+        if now.is_empty() {
+            tracing::info!("every configured interface has the filter attached again");
+        }
+        self.alarms = now;
+        true
+    }
+
     /// Writes this router's status row and the provisioning rows that changed.
     ///
     /// # Errors
@@ -327,7 +353,10 @@ impl Follower {
         seen: Option<u64>,
     ) -> Result<(), DbError> {
         let now = Utc::now();
-        let (state, error) = if let Some((_, reasons, _)) = &self.held {
+        let (state, error) = if !self.alarms.is_empty() {
+            // The worst news first: the filter is not enforcing somewhere.
+            ("detached", Some(self.alarms.join("; ")))
+        } else if let Some((_, reasons, _)) = &self.held {
             ("held", Some(reasons.join("; ")))
         } else if let Some((_, e)) = &self.refused {
             ("failed", Some(e.clone()))
@@ -378,6 +407,9 @@ impl Follower {
     }
 }
 
+/// How often the daemon looks at its interfaces' links.
+const IFACE_CHECK_EVERY: Duration = Duration::from_secs(1);
+
 /// Waits for a PostgreSQL notification of a new revision, at most `wait`.
 async fn wait_for_change(listener: &mut Option<sqlx::postgres::PgListener>, wait: Duration) {
     match listener {
@@ -415,6 +447,7 @@ pub fn follow(
     let mut last_activity: Option<Instant> = None;
     let mut backoff = opts.poll;
     let mut announced_hold: Option<u64> = None;
+    let mut last_iface_check: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
         if db.is_none() {
             match rt.block_on(Db::open_existing(url)) {
@@ -451,6 +484,10 @@ pub fn follow(
         let force = last_full.elapsed() >= opts.reconcile;
         let result = rt.block_on(fol.step(handle, dp, opts, force));
         let mut write = sample_due;
+        if last_iface_check.is_none_or(|t| t.elapsed() >= IFACE_CHECK_EVERY) {
+            write |= fol.check_interfaces(opts);
+            last_iface_check = Some(Instant::now());
+        }
         match &result {
             Ok(Step::Unchanged) => {}
             Ok(Step::Applied(a)) => {

@@ -312,6 +312,7 @@ fn json_api_answers_the_same_as_the_cli() {
         let state = Arc::new(HttpState {
             store,
             maps: None,
+            pin_dir: None,
             router: "hub-a".into(),
             cardinality: Cardinality::All,
         });
@@ -472,6 +473,12 @@ async fn full_snapshot(url: &str, store: &KpiStore) -> Snapshot {
                 )
             })
             .collect(),
+        interfaces: vec![sdn_loader::pins::InterfaceHealth {
+            interface: "eth1".into(),
+            configured: true,
+            attached: false,
+            problem: Some("its link pin is gone".into()),
+        }],
         ..Default::default()
     };
     store
@@ -565,6 +572,10 @@ async fn metrics_parse_and_carry_sync_state() {
     assert_eq!(value("sdn_sync_last_check_age_seconds", None), 30.0);
     assert_eq!(value("sdn_sync_state", Some(("state", "held"))), 1.0);
     assert_eq!(value("sdn_kpi_last_pass_age_seconds", None), 60.0);
+    assert_eq!(
+        value("sdn_interface_attached", Some(("interface", "eth1"))),
+        0.0
+    );
     // Every declared name is emitted by a full snapshot (the list the dashboard test uses
     // is honest).
     let emitted: HashSet<&str> = scrape.samples.iter().map(|s| s.metric.as_str()).collect();

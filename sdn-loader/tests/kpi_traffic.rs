@@ -471,6 +471,7 @@ fn measure_kpi() {
             let state = sdn_loader::http::HttpState {
                 store: KpiStore::from_db(&db),
                 maps: Some(std::sync::Mutex::new(Maps::open_pinned(&pin).unwrap())),
+                pin_dir: Some(pin.clone()),
                 router: "m".into(),
                 cardinality: sdn_loader::kpi::metrics::Cardinality::All,
             };

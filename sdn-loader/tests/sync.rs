@@ -215,3 +215,99 @@ fn a_policy_that_does_not_fit_is_refused_whole() {
     });
     assert!(ping(&prefix, "203.0.113.10"));
 }
+
+/// The loader owns its pin tree: a pin directory another user made first is refused before
+/// anything is pinned. A configured interface whose link someone removed is an alarm in the
+/// log, in the router's status and in `stats` (exit 2) until a restart attaches it again.
+#[test]
+fn the_pin_tree_is_owned_and_a_lost_link_is_an_alarm() {
+    use std::os::unix::fs::PermissionsExt as _;
+    assert!(is_root(), "this test needs root");
+    let prefix = format!("sp{:x}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let mut g = Hub::up(&prefix, dir.path());
+    let url = format!("sqlite://{}", dir.path().join("sdn.db").display());
+    let demo = workspace_root().join("examples/demo-policy.toml");
+    loader(&["db", "--db", &url, "import", demo.to_str().unwrap()]);
+
+    // As an unprivileged user could on a bpffs mounted 1777: the directory is theirs.
+    std::fs::create_dir(&g.pin_dir).unwrap();
+    std::fs::set_permissions(&g.pin_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::chown(&g.pin_dir, Some(65534), Some(65534)).unwrap();
+    let log = g.spawn(&url, "owned");
+    let status = g.child.as_mut().unwrap().wait().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !status.success(),
+        "run must refuse a pin tree of uid 65534:\n{text}"
+    );
+    assert!(
+        text.contains("is owned by uid 65534"),
+        "the error must say who owns it:\n{text}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&g.pin_dir).unwrap().count(),
+        0,
+        "nothing may be pinned in a refused tree"
+    );
+    g.child = None;
+    std::fs::remove_dir(&g.pin_dir).unwrap();
+
+    let log = g.spawn(&url, "owned");
+    g.wait_attached();
+    let mode = std::fs::metadata(&g.pin_dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "the loader makes its tree 0700");
+    wait_for("in sync", Duration::from_secs(10), || {
+        router_status(&url, "owned")["state"] == "in-sync"
+    });
+
+    // Someone with the right to (root here) unlinks one link: the filter is gone there.
+    let hc = format!("{prefix}hc");
+    std::fs::remove_file(g.pin_dir.join("links").join(&hc)).unwrap();
+    wait_for("the alarm in the status", Duration::from_secs(10), || {
+        router_status(&url, "owned")["state"] == "detached"
+    });
+    let r = router_status(&url, "owned");
+    assert!(
+        r["error"].as_str().unwrap_or_default().contains(&format!(
+            "ALARM: interface {hc} is configured but has no sdn-filter program"
+        )),
+        "{r}"
+    );
+    let out = std::process::Command::new(support::netns::LOADER)
+        .args(["stats", "--json", "--pin-dir"])
+        .arg(&g.pin_dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "stats exits 2 on an alarm: {out:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ALARM"),
+        "{out:?}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["alarms"].as_array().unwrap().len(), 1, "{v}");
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("ALARM: interface"),
+        "the daemon logs the alarm"
+    );
+
+    // A restart attaches it again; the alarm ends.
+    g.kill();
+    g.spawn(&url, "owned");
+    wait_for("the alarm to end", Duration::from_secs(20), || {
+        router_status(&url, "owned")["state"] == "in-sync"
+            && g.pin_dir.join("links").join(&hc).exists()
+    });
+    let out = std::process::Command::new(support::netns::LOADER)
+        .args(["stats", "--pin-dir"])
+        .arg(&g.pin_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}

@@ -73,6 +73,8 @@ pub struct Snapshot {
     pub collector: Option<(String, i64)>,
     /// Time of the scrape.
     pub now: DateTime<Utc>,
+    /// The pin tree's interfaces and whether the filter is attached there.
+    pub interfaces: Vec<crate::pins::InterfaceHealth>,
 }
 
 /// Reads the data plane's counters into a snapshot.
@@ -182,6 +184,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "sdn_agreements_in_force",
     "sdn_drops_total",
     "sdn_passes_total",
+    "sdn_interface_attached",
     "sdn_database_revision",
     "sdn_sync_applied_revision",
     "sdn_sync_seen_revision",
@@ -302,6 +305,22 @@ pub fn render(s: &Snapshot, c: Cardinality) -> String {
         if *passes {
             let _ = writeln!(out, "sdn_passes_total{{reason=\"{}\"}} {n}", label(r));
         }
+    }
+    family(
+        &mut out,
+        "sdn_interface_attached",
+        "gauge",
+        "1 when the filter is attached to the interface, 0 when a configured interface has no \
+         program (the filter does not enforce there: alert on 0).",
+    );
+    for i in &s.interfaces {
+        let _ = writeln!(
+            out,
+            "sdn_interface_attached{{interface=\"{}\",configured=\"{}\"}} {}",
+            label(&i.interface),
+            i.configured,
+            u8::from(i.attached)
+        );
     }
     family(
         &mut out,
@@ -436,5 +455,22 @@ mod tests {
         let text = render(&s, Cardinality::None);
         assert!(!text.contains("agreement=\""));
         assert!(text.contains("sdn_agreement_series_omitted 3\n"));
+    }
+
+    #[test]
+    fn an_interface_without_the_filter_is_a_zero() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("sdn");
+        crate::pins::secure_tree(&dir).unwrap();
+        crate::pins::record_interface(&dir, "eth1").unwrap();
+        let s = Snapshot {
+            interfaces: crate::pins::interface_health(&dir),
+            ..Default::default()
+        };
+        let text = render(&s, Cardinality::All);
+        assert!(
+            text.contains("sdn_interface_attached{interface=\"eth1\",configured=\"true\"} 0\n"),
+            "{text}"
+        );
     }
 }
