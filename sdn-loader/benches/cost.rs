@@ -1,4 +1,4 @@
-//! Criterion benchmarks (issue 5, part 1). Run as root: `cargo bench -p sdn-loader --bench cost`.
+//! Criterion benchmarks of compile, apply and counters. Run as root: `cargo bench -p sdn-loader --bench cost`.
 //!
 //! - `compile/N`: policy -> map entries for a synthetic policy of N agreements.
 //! - `apply/N`: the policy switch in the data plane. sdn-filter does not diff map entries: an
@@ -24,7 +24,7 @@ use sdn_common::flags;
 use sdn_loader::{
     compile::compile,
     dataplane::{Dataplane, Program},
-    synthetic,
+    tools::policies,
 };
 
 const SIZES: [usize; 4] = [10, 6351, 100_000, 1_000_000];
@@ -44,7 +44,7 @@ fn policy_benches(c: &mut Criterion) {
         if size < 1000 {
             continue;
         }
-        let policy = synthetic::policy(synthetic::Shape::scaled(size));
+        let policy = policies::policy(policies::Shape::scaled(size));
         let mut g = c.benchmark_group("compile");
         g.sample_size(10)
             .sampling_mode(SamplingMode::Flat)

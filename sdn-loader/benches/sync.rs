@@ -1,4 +1,4 @@
-//! Live-sync figures (issue 3), printed; run as root:
+//! Live-sync figures, printed; run as root:
 //!
 //!     cargo bench -p sdn-loader --bench sync [-- SIZES...]   (default 6351 1000000)
 //!
@@ -31,7 +31,7 @@ use sdn_loader::{
     db::{Db, Origin},
     policy::{Agreement, AgreementState},
     sync::{Follower, SyncOptions, follow},
-    synthetic::{self, Shape},
+    tools::policies::{self, Shape},
 };
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -72,7 +72,7 @@ async fn fresh_db(backend: &str, n: usize, dir: &Path) -> Result<(Db, String)> {
     let db = Db::open(&url).await?;
     let t = Instant::now();
     db.import(
-        &synthetic::policy(Shape::scaled(n)),
+        &policies::policy(Shape::scaled(n)),
         &Origin::new("bench", format!("bench-{n}")),
     )
     .await?;

@@ -1,24 +1,34 @@
-//! sdn-filter's loader: policy model and validation, compilation of a policy into the XDP
-//! program's map entries, loading/attaching/pinning, and replay/explain through the real
-//! program (BPF_PROG_TEST_RUN).
+//! sdn-filter's loader: everything the `sdn-loader` binary does, as a library.
+//!
+//! # Layout
+//!
+//! - [`policy`]: the policy model (organisations, services, clients, agreements), the TOML
+//!   file format, its validation and writing.
+//! - [`compile`]: a validated policy -> the XDP program's map entries (prefixes flattened,
+//!   lowest agreement id wins).
+//! - [`dataplane`]: loading the XDP object, the maps and their two policy generations,
+//!   pinning ([`dataplane::pins`]: the pin tree the loader owns), attaching
+//!   ([`dataplane::attach`]), what the kernel offers ([`dataplane::probe`]), test runs, and the
+//!   in-kernel packet generator.
+//! - [`db`]: the agreement database (SQLite or PostgreSQL): objects, revisions, audit log,
+//!   lifecycle, router and provisioning status.
+//! - [`sync`]: following the database into the data plane: the loop, the blast-radius guard
+//!   and its plan, traffic activity, the loader's own state on disk.
+//! - [`kpi`]: per-agreement counters collected into KPI tables, queries, the HTML report, and
+//!   the HTTP server (`/metrics`, `/api/v1`).
+//! - [`tools`]: replay and explain through the loaded program, frame builders, synthetic
+//!   policies (tests and benchmarks).
+//! - [`config`], [`paths`]: the configuration file and where things live on a router.
+//!
+//! The binary (`src/bin/sdn-loader/`) holds only the command line: one module per command
+//! group, turning flags and the configuration file into calls of this library.
 
-pub mod activity;
-pub mod attach;
 pub mod compile;
 pub mod config;
 pub mod dataplane;
 pub mod db;
-pub mod explain;
-pub mod generator;
-pub mod http;
 pub mod kpi;
 pub mod paths;
-pub mod pins;
-pub mod plan;
 pub mod policy;
-pub mod probe;
-pub mod replay;
-pub mod state;
 pub mod sync;
-pub mod synth;
-pub mod synthetic;
+pub mod tools;

@@ -30,8 +30,8 @@ use pcap_file::pcapng::PcapNgWriter;
 use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
 use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionBlock;
 use sdn_loader::policy::parse_toml;
-use sdn_loader::replay::{Replayer, Verdict};
-use sdn_loader::synth::{self, Spec};
+use sdn_loader::tools::frames::{self, Spec};
+use sdn_loader::tools::replay::{Replayer, Verdict};
 use serde_json::Value;
 use support::generate::{Packet, arp_frame, tcp};
 
@@ -386,8 +386,8 @@ fn parse_verdict_line(line: &str, run: &Run) -> serde_json::Map<String, Value> {
 /// The JSON object the library's verdict stands for.
 fn expected_object(v: &Verdict) -> serde_json::Map<String, Value> {
     let direction = match v.direction {
-        Some(sdn_loader::replay::Direction::Forward) => Value::from("forward"),
-        Some(sdn_loader::replay::Direction::Reply) => Value::from("reply"),
+        Some(sdn_loader::tools::replay::Direction::Forward) => Value::from("forward"),
+        Some(sdn_loader::tools::replay::Direction::Reply) => Value::from("reply"),
         None => Value::Null,
     };
     let mut m = serde_json::Map::new();
@@ -855,7 +855,7 @@ fn explain_json_shape_and_values() {
         let lines: Vec<&str> = run.stdout.lines().collect();
         assert_eq!(lines.len(), 1, "one object: {}", run.show());
         let obj = parse_verdict_line(lines[0], &run);
-        let frame = synth::build(&spec).unwrap();
+        let frame = frames::build(&spec).unwrap();
         let v = Replayer::new(&p, date()).unwrap().judge(&frame).unwrap();
         assert_eq!(obj, expected_object(&v), "{}", run.show());
     }

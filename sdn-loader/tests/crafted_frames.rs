@@ -1,5 +1,5 @@
 //! Table-driven tests of crafted frames through the real XDP program (BPF_PROG_TEST_RUN via
-//! `Replayer`), one table per group of clauses of DESIGN.md "Verdict semantics" (as refined in
+//! `Replayer`), one table per group of clauses of docs/semantics.md "Verdict rules" (summarised in
 //! the header of `tests/support/oracle.rs`).
 //!
 //! Each table runs in order through ONE program instance, so flows and fragments recorded by
@@ -22,7 +22,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use chrono::{Days, NaiveDate};
 use sdn_loader::policy::parse_toml;
-use sdn_loader::replay::{Action, Direction, Replayer};
+use sdn_loader::tools::replay::{Action, Direction, Replayer};
 use support::generate::{Ext, L4, Packet, arp_frame, frame_with_tags};
 
 // ---------------------------------------------------------------------------------------------

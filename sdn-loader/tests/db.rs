@@ -25,7 +25,7 @@ use sdn_loader::db::{
 use sdn_loader::policy::{
     self, Agreement, AgreementState, Client, Organisation, Policy, PortRange, Service,
 };
-use sdn_loader::synthetic::{self, Shape};
+use sdn_loader::tools::policies::{self, Shape};
 
 /// A database to test against; dropped (Postgres schema) by `finish`.
 struct Target {
@@ -216,7 +216,7 @@ async fn round_trip_demo(url: &str) {
 
 async fn round_trip_synthetic_and_reimport(url: &str) {
     let db = Db::open(url).await.unwrap();
-    let p = synthetic::policy(Shape::scaled(6351));
+    let p = policies::policy(Shape::scaled(6351));
     assert_eq!(p.agreements.len(), 6351);
     let r = db.import(&p, &origin("big")).await.unwrap();
     assert_eq!(r.revision, 1);
@@ -1121,7 +1121,7 @@ async fn import_timing() {
             continue;
         };
         let db = Db::open(&t.url).await.unwrap();
-        let p = synthetic::policy(Shape::scaled(n));
+        let p = policies::policy(Shape::scaled(n));
         let start = Instant::now();
         let r = db.import(&p, &origin("timing")).await.unwrap();
         let import = start.elapsed();

@@ -9,7 +9,7 @@
 mod support;
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
-use sdn_loader::replay::{Action, Direction, Replayer};
+use sdn_loader::tools::replay::{Action, Direction, Replayer};
 use support::{
     generate::{FrameGen, fixed_today, mutate, random_policy},
     oracle::{self, Oracle},

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use sdn_loader::db::{Db, Origin};
-use sdn_loader::http::{self, HttpState};
+use sdn_loader::kpi::http::{self, HttpState};
 use sdn_loader::kpi::{
     KpiStore, Resolution, Retention, Traffic,
     collect::Plan,
@@ -473,7 +473,7 @@ async fn full_snapshot(url: &str, store: &KpiStore) -> Snapshot {
                 )
             })
             .collect(),
-        interfaces: vec![sdn_loader::pins::InterfaceHealth {
+        interfaces: vec![sdn_loader::dataplane::pins::InterfaceHealth {
             interface: "eth1".into(),
             configured: true,
             attached: false,
@@ -650,7 +650,7 @@ fn grafana_dashboard_queries_only_exported_metrics() {
             used.insert(n);
         }
     }
-    // The four pictures the issue asks for.
+    // The four pictures the report draws.
     for needed in [
         "sdn_agreement_forward_bytes_total",
         "sdn_agreement_transactions_total",

@@ -5,7 +5,7 @@
 //! to another agreement, and a clean stop. /metrics from the daemon parses and matches the
 //! data plane's counters.
 //!
-//! `measure_kpi` (ignored; `--ignored --nocapture`) prints the measurements of issue 4.
+//! `measure_kpi` (ignored; `--ignored --nocapture`) prints the KPI measurements.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -390,7 +390,7 @@ fn freed_slots_are_collected_before_reuse() {
     assert_eq!(dp.slots()[&1006], old);
 }
 
-/// Measurements of issue 4 (figures printed, nothing timed is asserted):
+/// KPI measurements (figures printed, nothing timed is asserted):
 /// - one collection pass at 6,351 and 100,000 agreements (every agreement with new traffic,
 ///   the worst case; and 10% of them);
 /// - /metrics response time and size at 6,351 agreements;
@@ -403,7 +403,7 @@ fn measure_kpi() {
         compile::compile,
         dataplane::{Capacities, Dataplane, Maps},
         kpi::{Collector, KpiStore},
-        synthetic::{Shape, policy},
+        tools::policies::{Shape, policy},
     };
     assert!(is_root(), "needs root");
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -468,7 +468,7 @@ fn measure_kpi() {
             let db = rt.block_on(sdn_loader::db::Db::open(&url)).unwrap();
             rt.block_on(db.import(&p, &sdn_loader::db::Origin::new("m", "m")))
                 .unwrap();
-            let state = sdn_loader::http::HttpState {
+            let state = sdn_loader::kpi::http::HttpState {
                 store: KpiStore::from_db(&db),
                 maps: Some(std::sync::Mutex::new(Maps::open_pinned(&pin).unwrap())),
                 pin_dir: Some(pin.clone()),
@@ -479,7 +479,9 @@ fn measure_kpi() {
             let mut size = 0;
             for _ in 0..7 {
                 let t0 = Instant::now();
-                let text = rt.block_on(sdn_loader::http::metrics_text(&state)).unwrap();
+                let text = rt
+                    .block_on(sdn_loader::kpi::http::metrics_text(&state))
+                    .unwrap();
                 times.push(t0.elapsed());
                 size = text.len();
             }

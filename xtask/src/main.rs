@@ -392,7 +392,7 @@ fn test(no_lint: bool, no_kernel: bool, args: &[String]) -> Result<()> {
     tests?;
     if !no_kernel {
         // The oldest kernel we promise: its verifier must accept the program, and verdicts
-        // must match this host's (issue 6).
+        // must match this host's.
         run(Command::new("bash")
             .arg(root().join("scripts/kernel-test.sh"))
             .args(["--kernel", "6.1", "--no-build"]))?;

@@ -11,8 +11,8 @@ use chrono::NaiveDate;
 use sdn_loader::{
     compile::{Compiled, compile},
     dataplane::{Capacities, Dataplane, Program},
-    synth::{Spec, build},
-    synthetic::{self, Shape},
+    tools::frames::{Spec, build},
+    tools::policies::{self, Shape},
 };
 
 /// Policy sizes (agreements) from `SDN_BENCH_SIZES` (comma or space separated), or `default`.
@@ -59,7 +59,7 @@ pub(crate) struct Loaded {
 /// Builds, compiles, loads and applies a synthetic policy of `size` agreements.
 pub(crate) fn load(size: usize) -> Result<Loaded> {
     let shape = Shape::scaled(size);
-    let policy = synthetic::policy(shape);
+    let policy = policies::policy(shape);
     let t0 = Instant::now();
     let compiled = compile(&policy, today()?)?;
     let mut caps = Capacities::for_replay(&compiled);
@@ -91,20 +91,20 @@ fn spec(src: IpAddr, dst: IpAddr, dport: u16, tcp_flags: u8, ext_headers: usize)
     }
 }
 
-/// The cases of issue 5, for agreement 1 (client 0 -> service 0) of `shape`: established
+/// The benchmark cases, for agreement 1 (client 0 -> service 0) of `shape`: established
 /// IPv4 TCP flow, first packet (SYN, flow lookup skipped), denied (a port the agreement does
 /// not allow: classified both ways, not inserted), IPv6 with two extension headers
 /// (established), VLAN-tagged (established).
 pub(crate) fn cases(shape: &Shape) -> Result<Vec<Case>> {
-    let (c, s) = synthetic::agreement_pair(0, shape);
-    let src = IpAddr::V4(synthetic::client_addr(c));
-    let dst = IpAddr::V4(synthetic::service_addr(s));
-    let port = synthetic::service_port(s);
-    let src6 = match synthetic::client_prefix6(0) {
+    let (c, s) = policies::agreement_pair(0, shape);
+    let src = IpAddr::V4(policies::client_addr(c));
+    let dst = IpAddr::V4(policies::service_addr(s));
+    let port = policies::service_port(s);
+    let src6 = match policies::client_prefix6(0) {
         ipnet::IpNet::V6(n) => IpAddr::V6(n.network()),
         ipnet::IpNet::V4(_) => bail!("client prefix6 is not IPv6"),
     };
-    let dst6 = IpAddr::V6(synthetic::service_addr6(0));
+    let dst6 = IpAddr::V6(policies::service_addr6(0));
     let mut vlan = spec(src, dst, port, 0x10, 0);
     vlan.vlan = Some(100);
     Ok(vec![

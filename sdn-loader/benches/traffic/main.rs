@@ -1,4 +1,4 @@
-//! Traffic benchmark (issue 5, parts 2 and 3): an in-kernel packet generator (BPF_PROG_RUN
+//! Traffic benchmark: an in-kernel packet generator (BPF_PROG_RUN
 //! with live frames, `sdn_gen`) sends a flow mix from the client namespace into the hub, and
 //! the hub's ingress runs one of the compared filters. Run as root:
 //!
@@ -25,7 +25,7 @@ use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 use sdn_loader::{
     dataplane::{Capacities, Dataplane, Program},
-    synthetic::{self, Shape},
+    tools::policies::{self, Shape},
 };
 use serde::Serialize;
 
@@ -210,7 +210,7 @@ struct KernelFigure {
 
 fn run_filter(filter: Peer, size: usize, mix: &Mix, rounds: usize) -> Result<PeerResult> {
     let shape = Shape::scaled(size);
-    let policy = synthetic::policy(shape);
+    let policy = policies::policy(shape);
     let _topology = Topology::up()?;
     let installed = match peers::install(filter, &policy) {
         Ok(i) => i,

@@ -6,9 +6,9 @@ use std::{net::IpAddr, time::Duration};
 use anyhow::{Result, bail};
 use sdn_loader::{
     dataplane::Dataplane,
-    generator::Burst,
-    synth::{Spec, build},
-    synthetic::{self, Shape},
+    dataplane::generator::Burst,
+    tools::frames::{Spec, build},
+    tools::policies::{self, Shape},
 };
 
 /// What to send.
@@ -93,7 +93,7 @@ pub(crate) fn templates(
         let mut pairs = Vec::new();
         let mut k = 0;
         while pairs.len() < PAIRS && k < shape.agreements {
-            let (c, s) = synthetic::agreement_pair(k, shape);
+            let (c, s) = policies::agreement_pair(k, shape);
             k += 1;
             // Client c and service s have IPv6 addresses when both are multiples of 5.
             if !v6 || (c % 5 == 0 && s % 5 == 0) {
@@ -105,16 +105,16 @@ pub(crate) fn templates(
         }
         for &(c, s) in &pairs {
             let (src, dst, port) = if v6 {
-                let src = match synthetic::client_prefix6(c) {
+                let src = match policies::client_prefix6(c) {
                     ipnet::IpNet::V6(n) => IpAddr::V6(n.network()),
                     ipnet::IpNet::V4(_) => bail!("not IPv6"),
                 };
-                (src, IpAddr::V6(synthetic::service_addr6(s)), 443)
+                (src, IpAddr::V6(policies::service_addr6(s)), 443)
             } else {
                 (
-                    IpAddr::V4(synthetic::client_addr(c)),
-                    IpAddr::V4(synthetic::service_addr(s)),
-                    synthetic::service_port(s),
+                    IpAddr::V4(policies::client_addr(c)),
+                    IpAddr::V4(policies::service_addr(s)),
+                    policies::service_port(s),
                 )
             };
             let frame = build(&Spec {

@@ -91,8 +91,8 @@ pub struct Provision {
 
 impl Provision {
     /// Its recent traffic, as the guard and `plan` judge it.
-    pub fn traffic(&self) -> crate::plan::Traffic {
-        crate::plan::Traffic {
+    pub fn traffic(&self) -> crate::sync::plan::Traffic {
+        crate::sync::plan::Traffic {
             last: self
                 .last_traffic_at
                 .as_deref()

@@ -74,7 +74,7 @@ pub struct Snapshot {
     /// Time of the scrape.
     pub now: DateTime<Utc>,
     /// The pin tree's interfaces and whether the filter is attached there.
-    pub interfaces: Vec<crate::pins::InterfaceHealth>,
+    pub interfaces: Vec<crate::dataplane::pins::InterfaceHealth>,
 }
 
 /// Reads the data plane's counters into a snapshot.
@@ -461,10 +461,10 @@ mod tests {
     fn an_interface_without_the_filter_is_a_zero() {
         let t = tempfile::tempdir().unwrap();
         let dir = t.path().join("sdn");
-        crate::pins::secure_tree(&dir).unwrap();
-        crate::pins::record_interface(&dir, "eth1").unwrap();
+        crate::dataplane::pins::secure_tree(&dir).unwrap();
+        crate::dataplane::pins::record_interface(&dir, "eth1").unwrap();
         let s = Snapshot {
-            interfaces: crate::pins::interface_health(&dir),
+            interfaces: crate::dataplane::pins::interface_health(&dir),
             ..Default::default()
         };
         let text = render(&s, Cardinality::All);

@@ -1,4 +1,4 @@
-//! Per-agreement traffic KPIs (issue 4): a collector that turns the data plane's per-CPU
+//! Per-agreement traffic KPIs: a collector that turns the data plane's per-CPU
 //! counters into per-bucket deltas in the agreement database, roll-up and retention, queries,
 //! Prometheus metrics and an HTML report.
 //!
@@ -25,6 +25,7 @@
 
 pub(crate) mod batch;
 pub mod collect;
+pub mod http;
 pub mod metrics;
 pub mod query;
 pub mod report;

@@ -1,6 +1,6 @@
 //! The policy file: parsing (TOML or JSON), validation into a [`Policy`], and writing back.
 //!
-//! The file format is the one in DESIGN.md ("Policy file"), extended with
+//! The file format is the one in docs/semantics.md ("Policy file format"), with
 //! `[[infrastructure]]` entries (`prefix`, optional `protocol` defaulting to `"any"`, optional
 //! `ports`). A JSON document has the same structure (`{"organisation": [...], ...}`).
 //!
@@ -9,7 +9,7 @@
 //! ``agreement 1001 (agreement[3]): field `client`: unknown client "ouh-rsi"``.
 //! Nothing is returned unless the whole document is valid.
 //!
-//! Leniencies beyond DESIGN.md: a port may also be written as a bare integer (`ports = 443`,
+//! Leniencies of the parser: a port may also be written as a bare integer (`ports = 443`,
 //! `ports = [80, 443]`), and in TOML an expiry may be a bare date (`expires = 2030-01-01`).
 //! Port sets are normalised (sorted, overlapping and adjacent ranges merged), and an endpoint
 //! or infrastructure port set covering 0-65535 becomes the empty list ("every port").

@@ -214,6 +214,6 @@ pub struct Policy {
     pub clients: Vec<Client>,
     /// Agreements.
     pub agreements: Vec<Agreement>,
-    /// Infrastructure allow list (an extension of the DESIGN.md format: `[[infrastructure]]`).
+    /// Infrastructure allow list (`[[infrastructure]]`, docs/semantics.md).
     pub infrastructure: Vec<InfraEntry>,
 }

@@ -87,7 +87,7 @@ pub(crate) struct RawAgreement {
     pub(crate) vlan: Option<i64>,
 }
 
-/// `[[infrastructure]]` (an extension of the DESIGN.md format).
+/// `[[infrastructure]]` (see docs/semantics.md).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawInfra {

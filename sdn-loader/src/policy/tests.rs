@@ -10,7 +10,7 @@ use ipnet::IpNet;
 
 use super::*;
 
-/// The DESIGN.md example, with the organisation `sds` it refers to, a second agreement and
+/// The example of docs/semantics.md ("Policy file format"), with the organisation `sds` it refers to, a second agreement and
 /// two infrastructure entries.
 const SAMPLE: &str = r#"
 [[organisation]]

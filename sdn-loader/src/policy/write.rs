@@ -1,4 +1,4 @@
-//! Writing a policy back as a policy file (TOML), in the layout of DESIGN.md.
+//! Writing a policy back as a policy file (TOML), in the layout of docs/semantics.md.
 
 use std::fmt::Write as _;
 

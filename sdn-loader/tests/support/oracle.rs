@@ -3,8 +3,8 @@
 //! It is written independently of the kernel program and of the loader's policy compiler: it
 //! walks the frame with its own byte-slice parser and checks the validated `Policy` directly,
 //! agreement by agreement, with no flattening, classes or tries. Property tests compare it with
-//! the real program on random frames, so it follows DESIGN.md ("Verdict semantics") as refined
-//! by the brief the kernel program implements:
+//! the real program on random frames, so it follows docs/semantics.md ("Verdict rules"), as
+//! the kernel program does:
 //!
 //! 1. Ethernet, up to 2 VLAN tags; non-IP passes.
 //! 2. IPv4 / IPv6 header (+ up to 8 extension headers) checks.

@@ -7,8 +7,10 @@ use sdn_common::reason;
 
 use crate::{
     policy::{Policy, Protocol},
-    replay::{Direction, Verdict},
-    synth::Spec,
+    tools::{
+        frames::Spec,
+        replay::{Direction, Verdict},
+    },
 };
 
 /// What each reason means, for operators.

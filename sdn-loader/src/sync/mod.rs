@@ -14,6 +14,10 @@
 //! - Status: the router's row and its per-agreement provisioning rows are written to the
 //!   database after every outcome, so the fleet can be seen from one place.
 
+pub mod activity;
+pub mod plan;
+pub mod state;
+
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::PathBuf,
@@ -23,15 +27,16 @@ use std::{
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::{
+use self::{
     activity::Tracker,
+    plan::{Plan, Rule, judge, rules},
+};
+use crate::{
     compile::compile,
     config::GuardConfig,
     dataplane::Dataplane,
     db::{Db, DbError, Provision, ProvisionState, RouterStatus},
-    plan::{Plan, Rule, judge, rules},
     policy::{InfraEntry, Policy},
-    state,
 };
 
 /// How the loop behaves.
@@ -138,7 +143,7 @@ pub struct Follower {
     written: BTreeMap<u32, Provision>,
     /// When a revision last went in force.
     last_sync: Option<DateTime<Utc>>,
-    /// Configured interfaces without a program (see [`crate::pins::alarms`]).
+    /// Configured interfaces without a program (see [`crate::dataplane::pins::alarms`]).
     alarms: Vec<String>,
 }
 
@@ -328,7 +333,7 @@ impl Follower {
         let Some(dir) = &opts.pin_dir else {
             return false;
         };
-        let now = crate::pins::alarms(dir);
+        let now = crate::dataplane::pins::alarms(dir);
         if now == self.alarms {
             return false;
         }

@@ -2,6 +2,11 @@
 //! policy atomically (write the inactive generation, flip one word, delete the old one),
 //! running frames through BPF_PROG_TEST_RUN, and reading counters.
 
+pub mod attach;
+pub mod generator;
+pub mod pins;
+pub mod probe;
+
 use std::{
     collections::{BTreeMap, HashMap as StdHashMap},
     path::{Path, PathBuf},
@@ -117,7 +122,7 @@ pub enum DataplaneError {
     },
     /// The pin tree is refused or cannot be made.
     #[error(transparent)]
-    PinTree(#[from] crate::pins::PinTreeError),
+    PinTree(#[from] crate::dataplane::pins::PinTreeError),
     /// Pin directory problems.
     #[error("pin directory {path}")]
     PinDir {
@@ -396,7 +401,7 @@ impl Dataplane {
         }
         // Probe once per process: a clear sentence beats a verifier log on an old kernel.
         static REFUSAL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-        if let Some(why) = REFUSAL.get_or_init(|| crate::probe::probe().refusal()) {
+        if let Some(why) = REFUSAL.get_or_init(|| crate::dataplane::probe::probe().refusal()) {
             return Err(DataplaneError::Kernel(why.clone()));
         }
         let mut loader = EbpfLoader::new();
@@ -410,7 +415,7 @@ impl Dataplane {
         let map_dir = pin_dir.map(|d| d.join(crate::paths::MAPS_SUBDIR));
         if let (Some(dir), Some(tree)) = (&map_dir, pin_dir) {
             // Whoever could write the tree could unlink the pins and so detach the filter.
-            crate::pins::secure_tree(tree)?;
+            crate::dataplane::pins::secure_tree(tree)?;
             check_pinned_layouts(dir)?;
             for name in ALL_MAPS {
                 loader.map_pin_path(name, dir.join(name));

@@ -8,9 +8,11 @@ use chrono::Utc;
 use sdn_loader::{
     config::Config,
     db::{Db, RouterStatus, parse_time},
-    plan::{Plan, Traffic, judge, rules},
-    state,
-    sync::effective,
+    sync::{
+        effective,
+        plan::{Plan, Traffic, judge, rules},
+        state,
+    },
 };
 use serde_json::json;
 

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, VecDeque};
 use chrono::{DateTime, Duration, Utc};
 use sdn_common::AgreementCounters;
 
-use crate::plan::Traffic;
+use crate::sync::plan::Traffic;
 
 /// Per agreement (packets, bytes).
 type Sums = BTreeMap<u32, (u64, u64)>;

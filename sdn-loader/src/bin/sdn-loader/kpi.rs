@@ -12,7 +12,7 @@ use anyhow::{Context as _, Result};
 use chrono::Utc;
 use clap::Subcommand;
 use sdn_loader::dataplane::Maps;
-use sdn_loader::http::{self, HttpState};
+use sdn_loader::kpi::http::{self, HttpState};
 use sdn_loader::kpi::{
     Collector, KpiStore, Resolution, Retention,
     metrics::Cardinality,

@@ -144,7 +144,7 @@ pub async fn metrics_text(state: &HttpState) -> Result<String, KpiError> {
         metrics::read_dataplane(&maps, &mut snap)?;
     }
     if let Some(dir) = &state.pin_dir {
-        snap.interfaces = crate::pins::interface_health(dir);
+        snap.interfaces = crate::dataplane::pins::interface_health(dir);
     }
     metrics::read_database(&state.store, &mut snap).await?;
     Ok(metrics::render(&snap, state.cardinality))

@@ -14,21 +14,25 @@ use chrono::{NaiveDate, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use sdn_common::{AgreementCounters, reason};
 use sdn_loader::{
-    attach::{self, Attached},
     compile::compile,
     config::Config,
-    dataplane::{Capacities, Dataplane, Maps},
-    explain::describe,
+    dataplane::{
+        Capacities, Dataplane, Maps,
+        attach::{self, Attached},
+    },
     paths::DEFAULT_PIN_DIR,
     policy,
-    replay::{Replayer, Summary, read_capture},
-    synth::{self, Spec},
+    tools::{
+        explain::describe,
+        frames::{self as synth, Spec},
+        replay::{Replayer, Summary, read_capture},
+    },
 };
 use serde::Serialize;
 
-mod dbcli;
-mod fleetcli;
-mod kpicli;
+mod db;
+mod fleet;
+mod kpi;
 
 #[derive(Parser)]
 #[command(
@@ -171,7 +175,7 @@ enum Command {
         max_rules: Option<u32>,
         /// With --db: KPI collection and the read-only HTTP server.
         #[command(flatten)]
-        kpi: kpicli::DaemonKpi,
+        kpi: kpi::DaemonKpi,
     },
     /// Show what the next sync would add and remove on this router, and the traffic of the
     /// agreements that would lose access.
@@ -198,7 +202,7 @@ enum Command {
         #[arg(long)]
         all_routers: bool,
         /// Who confirms (default: the login name).
-        #[arg(long, default_value_t = dbcli::default_actor())]
+        #[arg(long, default_value_t = db::default_actor())]
         actor: String,
     },
     /// Provisioning status of the routers following the database (all, or one with
@@ -247,13 +251,13 @@ enum Command {
         #[arg(long)]
         db: Option<String>,
         /// Who makes the change (recorded in the audit log; default: the login name).
-        #[arg(long, default_value_t = dbcli::default_actor())]
+        #[arg(long, default_value_t = db::default_actor())]
         actor: String,
         /// Request id recorded with every change (default: a new UUID, printed).
         #[arg(long)]
         request_id: Option<String>,
         #[command(subcommand)]
-        command: dbcli::DbCommand,
+        command: db::DbCommand,
     },
     /// Per-agreement traffic KPIs: queries, monthly report, HTML report, collector, HTTP.
     Kpi {
@@ -261,7 +265,7 @@ enum Command {
         #[arg(long)]
         db: Option<String>,
         #[command(subcommand)]
-        command: kpicli::KpiCommand,
+        command: kpi::KpiCommand,
     },
     /// Check what the data plane needs from this kernel.
     Probe {
@@ -456,7 +460,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Plan { db, fleet, json } => {
             let (router, state_dir) = config.fleet(fleet);
-            fleetcli::plan(&config.db_url(db), &config, &router, &state_dir, json)
+            fleet::plan(&config.db_url(db), &config, &router, &state_dir, json)
         }
         Command::Confirm {
             revision,
@@ -467,10 +471,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let (router, _) = config.fleet(fleet);
             let router = if all_routers { "*".to_owned() } else { router };
-            fleetcli::confirm(&config.db_url(db), &router, revision, &actor)
+            fleet::confirm(&config.db_url(db), &router, revision, &actor)
         }
         Command::Status { db, router, json } => {
-            fleetcli::status(&config.db_url(db), router.as_deref(), json)
+            fleet::status(&config.db_url(db), router.as_deref(), json)
         }
         Command::Detach {
             ifaces,
@@ -486,8 +490,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             actor,
             request_id,
             command,
-        } => dbcli::run(&config.db_url(db), &actor, request_id, command),
-        Command::Kpi { db, command } => kpicli::run(&config.db_url(db), command, &STOP),
+        } => db::run(&config.db_url(db), &actor, request_id, command),
+        Command::Kpi { db, command } => kpi::run(&config.db_url(db), command, &STOP),
     }
 }
 
@@ -523,8 +527,8 @@ fn replay(policy_path: &Path, pcap: &Path, json: bool, date: NaiveDate) -> Resul
         } else {
             let agreement = v.agreement.map_or_else(|| "-".into(), |a| a.to_string());
             let dir = v.direction.map_or("-", |d| match d {
-                sdn_loader::replay::Direction::Forward => "forward",
-                sdn_loader::replay::Direction::Reply => "reply",
+                sdn_loader::tools::replay::Direction::Forward => "forward",
+                sdn_loader::tools::replay::Direction::Reply => "reply",
             });
             let verdict = if v.passed() { "pass" } else { "drop" };
             let txn = if v.transaction { " transaction" } else { "" };
@@ -577,7 +581,7 @@ fn run_attach(
     pin_dir: &Path,
     netns: Option<&str>,
     caps: Capacities,
-    kpi: &kpicli::DaemonKpi,
+    kpi: &kpi::DaemonKpi,
 ) -> Result<ExitCode> {
     // Validate and compile a policy file before touching anything: a bad file changes nothing.
     let date = today(None);
@@ -650,13 +654,7 @@ fn run_attach(
         let kpi_thread = if *once {
             None
         } else {
-            Some(kpicli::start_daemon(
-                url,
-                pin_dir,
-                &opts.router,
-                kpi,
-                &STOP,
-            )?)
+            Some(kpi::start_daemon(url, pin_dir, &opts.router, kpi, &STOP)?)
         };
         if !*once || was_running {
             // With --once on a running data plane, one sync; otherwise follow until stopped.
@@ -722,7 +720,7 @@ struct StatsOut {
     generation: u32,
     interfaces: Vec<String>,
     /// Every interface the pin tree knows of, configured or linked, attached or not.
-    interface_health: Vec<sdn_loader::pins::InterfaceHealth>,
+    interface_health: Vec<sdn_loader::dataplane::pins::InterfaceHealth>,
     /// Configured interfaces without a program: the filter is not enforcing there.
     alarms: Vec<String>,
     flow_table: sdn_loader::dataplane::FlowTableUsage,
@@ -754,8 +752,8 @@ fn stats(pin_dir: &Path, json: bool) -> Result<ExitCode> {
     let out = StatsOut {
         generation: maps.config()?.active_generation,
         interfaces: attach::attached_interfaces(pin_dir),
-        interface_health: sdn_loader::pins::interface_health(pin_dir),
-        alarms: sdn_loader::pins::alarms(pin_dir),
+        interface_health: sdn_loader::dataplane::pins::interface_health(pin_dir),
+        alarms: sdn_loader::dataplane::pins::alarms(pin_dir),
         flow_table: maps.flow_table_usage()?,
         agreements: counters.iter().map(|(id, c)| row(*id, c)).collect(),
         reasons: (0..reason::COUNT)
@@ -857,7 +855,7 @@ fn drop_log(pin_dir: &Path, seconds: Option<u64>) -> Result<ExitCode> {
 }
 
 fn probe_cmd(json: bool) -> Result<ExitCode> {
-    let r = sdn_loader::probe::probe();
+    let r = sdn_loader::dataplane::probe::probe();
     if json {
         let rows: Vec<_> = r
             .features

@@ -79,7 +79,7 @@ pub enum AttachError {
     Dataplane(#[from] crate::dataplane::DataplaneError),
     /// The pin tree is refused or cannot be made.
     #[error(transparent)]
-    PinTree(#[from] crate::pins::PinTreeError),
+    PinTree(#[from] crate::dataplane::pins::PinTreeError),
 }
 
 /// The network namespace the calling thread was in before [`enter_netns`]; it goes back
@@ -177,10 +177,10 @@ pub fn attach(
     iface: &str,
     mode: XdpMode,
 ) -> Result<Attached, AttachError> {
-    crate::pins::secure_tree(pin_dir)?;
+    crate::dataplane::pins::secure_tree(pin_dir)?;
     let lpath = link_path(pin_dir, iface);
     if lpath.exists() {
-        if let Some(problem) = crate::pins::link_problem(&lpath) {
+        if let Some(problem) = crate::dataplane::pins::link_problem(&lpath) {
             // A link whose interface went away (deleted and created again, say) holds no
             // interface: swapping a program into it would leave the new interface unfiltered.
             tracing::warn!("{}: {problem}; attaching anew", lpath.display());
@@ -262,7 +262,7 @@ pub fn attach(
             message: e.to_string(),
         })?;
     }
-    crate::pins::record_interface(pin_dir, iface)?;
+    crate::dataplane::pins::record_interface(pin_dir, iface)?;
     Ok(how)
 }
 
@@ -270,7 +270,7 @@ pub fn attach(
 pub fn detach(pin_dir: &Path, iface: &str) -> Result<bool, AttachError> {
     let lpath = link_path(pin_dir, iface);
     // Asked for by an operator: no longer configured, so no alarm.
-    crate::pins::forget_interface(pin_dir, iface)?;
+    crate::dataplane::pins::forget_interface(pin_dir, iface)?;
     if !lpath.exists() {
         return Ok(false);
     }
