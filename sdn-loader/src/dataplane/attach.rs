@@ -288,12 +288,5 @@ pub fn detach(pin_dir: &Path, iface: &str) -> Result<bool, AttachError> {
 
 /// Interfaces with a pinned link.
 pub fn attached_interfaces(pin_dir: &Path) -> Vec<String> {
-    let mut out: Vec<String> = std::fs::read_dir(pin_dir.join(paths::LINKS_SUBDIR))
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().into_string().ok())
-        .collect();
-    out.sort();
-    out
+    crate::dataplane::pins::names_in(&pin_dir.join(paths::LINKS_SUBDIR))
 }

@@ -193,7 +193,8 @@ pub fn forget_interface(pin_dir: &Path, iface: &str) -> Result<(), PinTreeError>
     }
 }
 
-fn names_in(dir: &Path) -> Vec<String> {
+/// The names in `dir`, sorted (none when it is missing).
+pub(crate) fn names_in(dir: &Path) -> Vec<String> {
     let mut out: Vec<String> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
@@ -269,6 +270,23 @@ const BPF_OBJ_GET: libc::c_long = 7;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_LINK_TYPE_XDP: u32 = 6;
 
+/// The bpf(2) system call with `attr` as its `union bpf_attr`.
+///
+/// # Safety
+/// Every pointer `attr` holds must be valid for what the command reads or writes there.
+unsafe fn bpf(cmd: libc::c_long, attr: &mut [u64]) -> libc::c_long {
+    // SAFETY: the caller vouches for the pointers inside; attr itself is a live buffer of
+    // the size passed.
+    unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr.as_mut_ptr(),
+            std::mem::size_of_val(attr),
+        )
+    }
+}
+
 /// Why the pinned link at `path` does not hold the program on an interface, or `None` when it
 /// does. aya's `LinkInfo` does not expose the interface, so this asks the kernel directly.
 pub fn link_problem(path: &Path) -> Option<String> {
@@ -278,15 +296,8 @@ pub fn link_problem(path: &Path) -> Option<String> {
     // union bpf_attr for BPF_OBJ_GET: pathname, bpf_fd, file_flags (zero rest).
     let mut attr = [0u64; 4];
     attr[0] = c.as_ptr() as u64;
-    // SAFETY: the attr buffer outlives the call and the path is a valid C string.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_OBJ_GET,
-            attr.as_mut_ptr(),
-            std::mem::size_of_val(&attr),
-        )
-    };
+    // SAFETY: the path is a valid C string that outlives the call.
+    let fd = unsafe { bpf(BPF_OBJ_GET, &mut attr) };
     if fd < 0 {
         return Some(format!(
             "its link pin cannot be opened: {}",
@@ -304,15 +315,8 @@ pub fn link_problem(path: &Path) -> Option<String> {
     let mut attr = [0u64; 2];
     attr[0] = u64::from(fd.cast_unsigned()) | ((std::mem::size_of_val(&info) as u64) << 32);
     attr[1] = info.as_mut_ptr() as u64;
-    // SAFETY: both buffers outlive the call; the kernel writes at most info_len bytes.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_OBJ_GET_INFO_BY_FD,
-            attr.as_mut_ptr(),
-            std::mem::size_of_val(&attr),
-        )
-    };
+    // SAFETY: the info buffer outlives the call; the kernel writes at most info_len bytes.
+    let rc = unsafe { bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr) };
     drop(owned);
     if rc != 0 {
         return Some(format!(

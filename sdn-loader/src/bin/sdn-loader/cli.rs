@@ -1,0 +1,257 @@
+//! The command line: every command and flag (clap).
+
+#[allow(
+    clippy::wildcard_imports,
+    reason = "the binary's shared imports and helpers"
+)]
+use super::*;
+
+#[derive(Parser)]
+#[command(
+    name = "sdn-loader",
+    version,
+    about = "sdn-filter: per-agreement XDP allow lists for the health data network"
+)]
+pub(crate) struct Cli {
+    /// Configuration file (default /etc/sdn/sdn.toml when it exists); flags override it.
+    #[arg(long, global = true)]
+    pub(crate) config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum Mode {
+    /// In the driver (fastest; veth and most 10G+ NICs).
+    Native,
+    /// In the kernel network stack (works everywhere, slower).
+    Generic,
+}
+
+/// This router's identity and state (flags over the config file).
+#[derive(clap::Args, Clone, Default)]
+pub(crate) struct FleetArgs {
+    /// This router's name in the database (default: `router` of the config file, else the
+    /// host name).
+    #[arg(long)]
+    pub(crate) router: Option<String>,
+    /// Where the loader keeps the policy in force (default /var/lib/sdn).
+    #[arg(long)]
+    pub(crate) state_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Validate and compile a policy file; print what it would load.
+    Check {
+        /// Policy file (TOML, or JSON by extension).
+        #[arg(long)]
+        policy: PathBuf,
+        /// Judge expiry as of this UTC date (default: today).
+        #[arg(long)]
+        date: Option<NaiveDate>,
+    },
+    /// Run every frame of a pcap/pcapng file through a private instance of the program.
+    Replay {
+        /// Policy file.
+        #[arg(long)]
+        policy: PathBuf,
+        /// Capture file (pcap or pcapng).
+        #[arg(long)]
+        pcap: PathBuf,
+        /// One JSON object per frame.
+        #[arg(long)]
+        json: bool,
+        /// Judge expiry as of this UTC date (default: today).
+        #[arg(long)]
+        date: Option<NaiveDate>,
+    },
+    /// Judge one synthesised packet and say which agreement and clause decided it.
+    Explain {
+        /// Policy file.
+        #[arg(long)]
+        policy: PathBuf,
+        /// Source address.
+        src: IpAddr,
+        /// Destination address.
+        dst: IpAddr,
+        /// tcp, udp, sctp, icmp, icmpv6 or a protocol number.
+        proto: String,
+        /// Source port (ICMP: echo identifier).
+        sport: Option<u16>,
+        /// Destination port (ICMP: type; default 8/128, echo request).
+        dport: Option<u16>,
+        /// Tag the frame with this VLAN.
+        #[arg(long)]
+        vlan: Option<u16>,
+        /// TCP: a SYN without ACK (default: an ACK segment).
+        #[arg(long)]
+        syn: bool,
+        /// Judge expiry as of this UTC date (default: today).
+        #[arg(long)]
+        date: Option<NaiveDate>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load the policy and attach the program to interfaces; pins keep it running after exit.
+    Run {
+        /// Interface(s) to attach to (default: `interfaces` of the config file).
+        #[arg(long = "iface")]
+        ifaces: Vec<String>,
+        /// Policy file (load it and exit; the pins keep it enforced).
+        #[arg(long, conflicts_with = "db")]
+        policy: Option<PathBuf>,
+        /// Follow this agreement database (sqlite://PATH or postgres://...): full sync, then
+        /// every change by revision, until stopped (default: `database` of the config file).
+        #[arg(long)]
+        db: Option<String>,
+        /// With --db: sync once and exit.
+        #[arg(long)]
+        once: bool,
+        /// With --db: how often to check the revision, in milliseconds (default 50;
+        /// PostgreSQL also wakes at once on NOTIFY).
+        #[arg(long)]
+        poll_ms: Option<u64>,
+        /// XDP mode (default native).
+        #[arg(long, value_enum)]
+        mode: Option<Mode>,
+        /// Pin directory on bpffs.
+        #[arg(long)]
+        pin_dir: Option<PathBuf>,
+        /// Enter this network namespace (`ip netns` name) first.
+        #[arg(long)]
+        netns: Option<String>,
+        #[command(flatten)]
+        fleet: FleetArgs,
+        /// Turn the blast-radius guard off.
+        #[arg(long)]
+        no_guard: bool,
+        /// Hold a sync removing more than this share (0-1) of the allow-list rules.
+        #[arg(long)]
+        guard_max_removed_share: Option<f64>,
+        /// An agreement with traffic within this many hours is "recently active".
+        #[arg(long)]
+        guard_active_hours: Option<u64>,
+        /// How often to sample per-agreement activity, in milliseconds (default 60000).
+        #[arg(long, default_value_t = 60_000)]
+        activity_ms: u64,
+        /// Counter slots (agreements in force) when the maps are created.
+        #[arg(long)]
+        max_agreements: Option<u32>,
+        /// Prefix entries (both generations) when the maps are created.
+        #[arg(long)]
+        max_prefixes: Option<u32>,
+        /// Rule entries (both generations) when the maps are created.
+        #[arg(long)]
+        max_rules: Option<u32>,
+        /// With --db: KPI collection and the read-only HTTP server.
+        #[command(flatten)]
+        kpi: kpi::DaemonKpi,
+    },
+    /// Show what the next sync would add and remove on this router, and the traffic of the
+    /// agreements that would lose access.
+    Plan {
+        /// Agreement database (default: `database` of the config file).
+        #[arg(long)]
+        db: Option<String>,
+        #[command(flatten)]
+        fleet: FleetArgs,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Release a revision the blast-radius guard holds.
+    Confirm {
+        /// The held revision.
+        revision: u64,
+        /// Agreement database (default: `database` of the config file).
+        #[arg(long)]
+        db: Option<String>,
+        #[command(flatten)]
+        fleet: FleetArgs,
+        /// Confirm it for every router following the database.
+        #[arg(long)]
+        all_routers: bool,
+        /// Who confirms (default: the login name).
+        #[arg(long, default_value_t = db::default_actor())]
+        actor: String,
+    },
+    /// Provisioning status of the routers following the database (all, or one with
+    /// --router), per router and per agreement.
+    Status {
+        /// Agreement database (default: `database` of the config file).
+        #[arg(long)]
+        db: Option<String>,
+        /// Only this router, with its agreements.
+        #[arg(long)]
+        router: Option<String>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Detach the program from an interface.
+    Detach {
+        /// Interface.
+        #[arg(long = "iface", required = true)]
+        ifaces: Vec<String>,
+        /// Pin directory on bpffs.
+        #[arg(long, default_value = DEFAULT_PIN_DIR)]
+        pin_dir: PathBuf,
+        /// Enter this network namespace first.
+        #[arg(long)]
+        netns: Option<String>,
+        /// Also remove the pinned program and maps (counters are lost) once no link remains.
+        #[arg(long)]
+        purge: bool,
+    },
+    /// Print every dropped packet (aya-log from the running program) until interrupted.
+    Log {
+        /// Pin directory on bpffs.
+        #[arg(long, default_value = DEFAULT_PIN_DIR)]
+        pin_dir: PathBuf,
+        /// Stop after this many seconds (default: until Ctrl-C).
+        #[arg(long)]
+        seconds: Option<u64>,
+    },
+    /// The agreement database: init, import/export, organisations, services, endpoints,
+    /// clients, prefixes, agreements, port aliases, audit log.
+    Db {
+        /// Database URL: sqlite://PATH (relative), sqlite:///PATH (absolute) or
+        /// postgres://USER@HOST/DB (default: `database` of the config file, else
+        /// sqlite:///var/lib/sdn/sdn.db).
+        #[arg(long)]
+        db: Option<String>,
+        /// Who makes the change (recorded in the audit log; default: the login name).
+        #[arg(long, default_value_t = db::default_actor())]
+        actor: String,
+        /// Request id recorded with every change (default: a new UUID, printed).
+        #[arg(long)]
+        request_id: Option<String>,
+        #[command(subcommand)]
+        command: db::DbCommand,
+    },
+    /// Per-agreement traffic KPIs: queries, monthly report, HTML report, collector, HTTP.
+    Kpi {
+        /// Database URL (as for `db`; default: `database` of the config file).
+        #[arg(long)]
+        db: Option<String>,
+        #[command(subcommand)]
+        command: kpi::KpiCommand,
+    },
+    /// Check what the data plane needs from this kernel.
+    Probe {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Per-agreement counters and drop reasons of the running data plane.
+    Stats {
+        /// Pin directory on bpffs.
+        #[arg(long, default_value = DEFAULT_PIN_DIR)]
+        pin_dir: PathBuf,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+}

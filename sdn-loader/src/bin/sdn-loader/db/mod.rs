@@ -1,0 +1,238 @@
+//! `sdn-loader db ...`: the agreement database from the command line.
+//!
+//! Every change is made under a request id (`--request-id`, or a new UUID) and an actor
+//! (`--actor`), both recorded in the audit log, and prints the revision it made:
+//! `revision 7 (request 2c1f...)`, or `no change: already so (the database is at revision 6)`. Refusals print a message that
+//! names the object and field and exit with status 1; the database is then unchanged.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use chrono::NaiveDate;
+use clap::{Args, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use ipnet::IpNet;
+use sdn_loader::db::{
+    AgreementEdit, AgreementFilter, AuditEntry, AuditFilter, Committed, Db, ObjectKind, Origin,
+    Transition, parse_time, port_alias_from_text, text,
+};
+use sdn_loader::policy::{
+    self, Agreement, AgreementState, Client, Endpoint, Organisation, PortAlias, Service,
+};
+
+/// Output format of `db export`.
+mod args;
+mod objects;
+
+pub(crate) use args::*;
+use objects::{agreement, alias, client, endpoint, org, prefix, service};
+
+/// The actor when `--actor` is not given: `$SUDO_USER`, `$USER` or `$LOGNAME`, else
+/// `unknown`.
+pub(crate) fn default_actor() -> String {
+    ["SUDO_USER", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .or_else(login_name)
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// The name of this process's user from /etc/passwd (services and cron jobs often run
+/// without $USER), or `uid:N` when it has no entry.
+fn login_name() -> Option<String> {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_owned())
+        })
+        .or_else(|| Some(format!("uid:{uid}")))
+}
+
+/// Runs one `db` command against the database at `db_url`.
+pub(crate) fn run(
+    db_url: &str,
+    actor: &str,
+    request_id: Option<String>,
+    cmd: DbCommand,
+) -> Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let request_id = request_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let origin = Origin::new(actor, request_id);
+    runtime.block_on(async move {
+        let create = matches!(cmd, DbCommand::Init | DbCommand::Import { .. });
+        let db = if create {
+            Db::open(db_url).await?
+        } else {
+            Db::open_existing(db_url).await?
+        };
+        let result = dispatch(&db, &origin, cmd).await;
+        db.close().await;
+        result
+    })
+}
+
+/// Prints the outcome of a change.
+fn changed(origin: &Origin, done: Committed) -> ExitCode {
+    if done.changed {
+        println!("revision {} (request {})", done.revision, origin.request_id);
+    } else {
+        // Not this change's revision: another change made it.
+        println!(
+            "no change: already so (the database is at revision {})",
+            done.revision
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+/// Runs a change and reports it.
+async fn change(
+    origin: &Origin,
+    f: impl std::future::Future<Output = Result<Committed, sdn_loader::db::DbError>>,
+) -> Result<ExitCode> {
+    Ok(changed(origin, f.await?))
+}
+
+async fn dispatch(db: &Db, origin: &Origin, cmd: DbCommand) -> Result<ExitCode> {
+    match cmd {
+        DbCommand::Init => {
+            println!(
+                "database ready: schema version {}, revision {}",
+                db.schema_version().await?,
+                db.revision().await?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        DbCommand::Import { file } => import(db, origin, &file).await,
+        DbCommand::Export { format, output } => {
+            let p = db.export().await?;
+            let out = match format {
+                Format::Toml => policy::to_toml(&p)?,
+                Format::Json => {
+                    let mut s = serde_json::to_string_pretty(&text::policy_json(&p))?;
+                    s.push('\n');
+                    s
+                }
+            };
+            match output {
+                Some(path) => std::fs::write(&path, out)
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => std::io::stdout().write_all(out.as_bytes())?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DbCommand::Revision => {
+            println!("{}", db.revision().await?);
+            Ok(ExitCode::SUCCESS)
+        }
+        DbCommand::Org(c) => org(db, origin, c).await,
+        DbCommand::Service(c) => service(db, origin, c).await,
+        DbCommand::Endpoint(c) => endpoint(db, origin, c).await,
+        DbCommand::Client(c) => client(db, origin, c).await,
+        DbCommand::Prefix(c) => prefix(db, origin, c).await,
+        DbCommand::Agreement(c) => agreement(db, origin, c).await,
+        DbCommand::Alias(c) => alias(db, origin, c).await,
+        DbCommand::Audit(a) => audit(db, &a).await,
+    }
+}
+
+async fn import(db: &Db, origin: &Origin, file: &std::path::Path) -> Result<ExitCode> {
+    let p = policy::load_file(file)?;
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} rows ({eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(format!("importing {}", file.display()));
+    let progress_bar = bar.clone();
+    let report = db
+        .import_with_progress(&p, origin, &mut move |done, total| {
+            progress_bar.set_length(total);
+            progress_bar.set_position(done);
+        })
+        .await;
+    bar.finish_and_clear();
+    let report = report?;
+    if report.changed() {
+        println!(
+            "{}: {} created, {} updated, {} deleted; revision {} (request {})",
+            file.display(),
+            report.created,
+            report.updated,
+            report.deleted,
+            report.revision,
+            origin.request_id
+        );
+    } else {
+        println!(
+            "{}: no change (revision {})",
+            file.display(),
+            report.revision
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn not_found(kind: ObjectKind, key: &str) -> anyhow::Error {
+    anyhow!("{} does not exist", kind.describe(key))
+}
+
+fn audit_line(r: &AuditEntry) -> String {
+    let object = if r.key.is_empty() {
+        r.kind.clone()
+    } else {
+        format!("{} {}", r.kind, r.key)
+    };
+    format!(
+        "{} r{}.{} {} {} {} {object}",
+        r.at, r.revision, r.seq, r.actor, r.request_id, r.action
+    )
+}
+
+async fn audit(db: &Db, a: &AuditArgs) -> Result<ExitCode> {
+    let (kind, key) = match &a.object {
+        None => (None, None),
+        Some(text) => {
+            let (kind, key) = match text.split_once(':') {
+                Some((k, v)) => (k, Some(v.to_owned())),
+                None => (text.as_str(), None),
+            };
+            let kind = ObjectKind::from_name(kind).ok_or_else(|| {
+                anyhow!(
+                    "--object {text:?}: unknown kind {kind:?}; expected organisation, port_alias, service, client, agreement, infrastructure or policy"
+                )
+            })?;
+            (Some(kind), key)
+        }
+    };
+    let filter = AuditFilter {
+        organisation: a.organisation.clone(),
+        kind,
+        key,
+        request_id: a.request.clone(),
+        since: a.since.as_deref().map(parse_time).transpose()?,
+        until: a.until.as_deref().map(parse_time).transpose()?,
+        limit: a.limit,
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for r in db.audit(&filter).await? {
+        if a.json {
+            writeln!(out, "{}", serde_json::to_string(&r)?)?;
+        } else {
+            writeln!(out, "{}", audit_line(&r))?;
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,86 @@
+//! `check`, `replay` and `explain`: verdicts of the real program on a policy file.
+
+#[allow(
+    clippy::wildcard_imports,
+    reason = "the binary's shared imports and helpers"
+)]
+use super::*;
+
+pub(crate) fn check(path: &Path, date: NaiveDate) -> Result<ExitCode> {
+    let p = load_policy(path)?;
+    let c = compile(&p, date)?;
+    println!(
+        "{}: {} organisations, {} services, {} clients, {} agreements ({} in force on {date}); {} prefix entries, {} rule entries",
+        path.display(),
+        p.organisations.len(),
+        p.services.len(),
+        p.clients.len(),
+        p.agreements.len(),
+        c.agreements.len(),
+        c.prefixes.len(),
+        c.rule_entries()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn replay(
+    policy_path: &Path,
+    pcap: &Path,
+    json: bool,
+    date: NaiveDate,
+) -> Result<ExitCode> {
+    let p = load_policy(policy_path)?;
+    let frames = read_capture(pcap)?;
+    let mut r = Replayer::new(&p, date)?;
+    let mut sum = Summary::default();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for f in &frames {
+        let v = r.judge(f)?;
+        sum.add(&v);
+        if json {
+            writeln!(out, "{}", serde_json::to_string(&v)?)?;
+        } else {
+            let agreement = v.agreement.map_or_else(|| "-".into(), |a| a.to_string());
+            let dir = v.direction.map_or("-", |d| match d {
+                sdn_loader::tools::replay::Direction::Forward => "forward",
+                sdn_loader::tools::replay::Direction::Reply => "reply",
+            });
+            let verdict = if v.passed() { "pass" } else { "drop" };
+            let txn = if v.transaction { " transaction" } else { "" };
+            let line = format!(
+                "{:>6} {verdict:<4} {:<28} agreement {agreement:<10} {dir:<7}{txn}",
+                v.index, v.reason
+            );
+            writeln!(out, "{}", line.trim_end())?;
+        }
+    }
+    out.flush()?;
+    eprintln!(
+        "{} frames: {} passed, {} dropped, {} transactions (policy {}, as of {date})",
+        sum.frames,
+        sum.passed,
+        sum.dropped,
+        sum.transactions,
+        policy_path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn explain(
+    policy_path: &Path,
+    spec: &Spec,
+    date: NaiveDate,
+    json: bool,
+) -> Result<ExitCode> {
+    let p = load_policy(policy_path)?;
+    let frame = synth::build(spec)?;
+    let mut r = Replayer::new(&p, date)?;
+    let v = r.judge(&frame)?;
+    if json {
+        println!("{}", serde_json::to_string(&v)?);
+    } else {
+        print!("{}", describe(&p, spec, &v));
+    }
+    Ok(ExitCode::SUCCESS)
+}
