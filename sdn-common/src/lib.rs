@@ -642,28 +642,29 @@ mod user {
     unsafe impl aya::Pod for LastDecision {}
 }
 
+// Layouts checked at compile time, in the eBPF build as in userspace: the program and the
+// loader agree on every map's key and value byte for byte, with no implicit padding.
+const _: () = {
+    use core::mem::size_of;
+    assert!(size_of::<Config>() == 56);
+    assert!(size_of::<FlowEntry4>() == 40);
+    assert!(size_of::<FlowBucket4>() == 40 * FLOW_WAYS);
+    assert!(size_of::<PrefixKey>() == 20);
+    assert!(size_of::<PrefixLengths>() == 4 + 20 * MAX_PREFIX_LENGTHS);
+    assert!(size_of::<RuleKey>() == 16);
+    assert!(size_of::<RuleEntry>() == 12);
+    assert!(size_of::<RuleValue>() == 8 + 12 * RULES_PER_VALUE);
+    assert!(size_of::<FlowKey>() == 40);
+    assert!(size_of::<FlowKey4>() == 16);
+    assert!(size_of::<FlowValue>() == 24);
+    assert!(size_of::<FragmentKey>() == 40);
+    assert!(size_of::<AgreementCounters>() == 40);
+    assert!(size_of::<LastDecision>() == 24);
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use core::mem::size_of;
-
-    #[test]
-    fn layouts_have_no_implicit_padding() {
-        assert_eq!(size_of::<Config>(), 56);
-        assert_eq!(size_of::<FlowEntry4>(), 40);
-        assert_eq!(size_of::<FlowBucket4>(), 40 * FLOW_WAYS);
-        assert_eq!(size_of::<PrefixKey>(), 20);
-        assert_eq!(size_of::<PrefixLengths>(), 4 + 20 * MAX_PREFIX_LENGTHS);
-        assert_eq!(size_of::<RuleKey>(), 16);
-        assert_eq!(size_of::<RuleEntry>(), 12);
-        assert_eq!(size_of::<RuleValue>(), 8 + 12 * RULES_PER_VALUE);
-        assert_eq!(size_of::<FlowKey>(), 40);
-        assert_eq!(size_of::<FlowKey4>(), 16);
-        assert_eq!(size_of::<FlowValue>(), 24);
-        assert_eq!(size_of::<FragmentKey>(), 40);
-        assert_eq!(size_of::<AgreementCounters>(), 40);
-        assert_eq!(size_of::<LastDecision>(), 24);
-    }
 
     #[test]
     fn prefix_masks() {

@@ -49,67 +49,7 @@ fn date() -> NaiveDate {
 /// A valid policy: clinic (198.51.100.0/24, 2001:db8:100::/64) may reach fmk (tcp 443, icmp,
 /// IPv6 tcp 443) under 1001, and pacs (dicom) only on VLAN 100 under 1003; the lab's
 /// agreement 1002 is revoked.
-const POLICY: &str = r#"
-[[organisation]]
-id = "sds"
-name = "Sundhedsdatastyrelsen"
-
-[[organisation]]
-id = "rsyd"
-name = "Region Syddanmark"
-
-[[port_alias]]
-name = "dicom"
-protocol = "tcp"
-ports = ["104", "11112"]
-
-[[service]]
-id = "fmk"
-organisation = "sds"
-name = "Faelles Medicinkort"
-endpoints = [
-  { address = "203.0.113.10", protocol = "tcp", ports = "443" },
-  { address = "203.0.113.10", protocol = "icmp" },
-  { address = "2001:db8:300::10", protocol = "tcp", ports = "443" },
-]
-
-[[service]]
-id = "pacs"
-organisation = "rsyd"
-name = "RIS/PACS"
-endpoints = [
-  { address = "203.0.113.20", protocol = "tcp", ports = "dicom" },
-]
-
-[[client]]
-id = "clinic"
-organisation = "rsyd"
-prefixes = ["198.51.100.0/24", "2001:db8:100::/64"]
-
-[[client]]
-id = "lab"
-organisation = "rsyd"
-prefixes = ["192.0.2.0/24"]
-
-[[agreement]]
-id = 1001
-client = "clinic"
-service = "fmk"
-state = "approved"
-
-[[agreement]]
-id = 1002
-client = "lab"
-service = "fmk"
-state = "revoked"
-
-[[agreement]]
-id = 1003
-client = "clinic"
-service = "pacs"
-state = "approved"
-vlan = 100
-"#;
+const POLICY: &str = include_str!("fixtures/cli-policy.toml");
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -518,18 +458,27 @@ fn replay_json_matches_library(capture: &TempFile) {
 
 #[test]
 fn replay_json_pcap_matches_library() {
+    if !support::netns::root_or_skip() {
+        return;
+    }
     let capture = write_pcap(&frames());
     replay_json_matches_library(&capture);
 }
 
 #[test]
 fn replay_json_pcapng_matches_library() {
+    if !support::netns::root_or_skip() {
+        return;
+    }
     let capture = write_pcapng(&frames());
     replay_json_matches_library(&capture);
 }
 
 #[test]
 fn replay_text_one_line_per_frame() {
+    if !support::netns::root_or_skip() {
+        return;
+    }
     let policy = TempFile::with(".toml", POLICY.as_bytes());
     let frames = frames();
     let lib = library_verdicts(POLICY, &frames);
@@ -590,6 +539,9 @@ fn replay_text_one_line_per_frame() {
 
 #[test]
 fn replay_empty_capture() {
+    if !support::netns::root_or_skip() {
+        return;
+    }
     let policy = TempFile::with(".toml", POLICY.as_bytes());
     let capture = write_pcap(&[]);
     let run = sdn_loader(&[
@@ -642,6 +594,9 @@ fn explain(policy: &TempFile, args: &[&str]) -> Run {
 
 #[test]
 fn explain_allowed() {
+    if !support::netns::root_or_skip() {
+        return;
+    }
     let policy = TempFile::with(".toml", POLICY.as_bytes());
     let run = explain(
         &policy,
@@ -704,6 +659,9 @@ fn explain_allowed() {
 
 #[test]
 fn explain_denied() {
+    if !support::netns::root_or_skip() {
+        return;
+    }
     let policy = TempFile::with(".toml", POLICY.as_bytes());
     // No endpoint on port 22.
     let run = explain(
@@ -733,6 +691,9 @@ fn explain_denied() {
 
 #[test]
 fn explain_reply_syn() {
+    if !support::netns::root_or_skip() {
+        return;
+    }
     let policy = TempFile::with(".toml", POLICY.as_bytes());
     let run = explain(
         &policy,
@@ -761,6 +722,9 @@ fn explain_reply_syn() {
 
 #[test]
 fn explain_vlan() {
+    if !support::netns::root_or_skip() {
+        return;
+    }
     let policy = TempFile::with(".toml", POLICY.as_bytes());
     let args = [
         "198.51.100.10",
@@ -786,6 +750,9 @@ fn explain_vlan() {
 
 #[test]
 fn explain_json_shape_and_values() {
+    if !support::netns::root_or_skip() {
+        return;
+    }
     let policy = TempFile::with(".toml", POLICY.as_bytes());
     let p = parse_toml(POLICY).unwrap();
     let cases: [(&[&str], Spec); 3] = [

@@ -44,69 +44,7 @@ use support::netns::{
 /// The demo policy's agreements (a private copy, so edits to the example do not move these
 /// tests): 1001 ouh-clinic -> fmk (tcp 443, udp 5000-5010, icmp; IPv6 tcp 443, icmpv6),
 /// 1002 lab -> fmk revoked, 1003 ouh-clinic -> pacs (dicom: tcp 104, 11112).
-const POLICY: &str = r#"
-[[organisation]]
-id = "sds"
-name = "Sundhedsdatastyrelsen"
-
-[[organisation]]
-id = "rsyd"
-name = "Region Syddanmark"
-
-[[port_alias]]
-name = "dicom"
-protocol = "tcp"
-ports = ["104", "11112"]
-
-[[service]]
-id = "fmk"
-organisation = "sds"
-name = "Faelles Medicinkort"
-endpoints = [
-  { address = "203.0.113.10", protocol = "tcp", ports = "443" },
-  { address = "203.0.113.10", protocol = "udp", ports = "5000-5010" },
-  { address = "203.0.113.10", protocol = "icmp" },
-  { address = "2001:db8:300::10", protocol = "tcp", ports = "443" },
-  { address = "2001:db8:300::10", protocol = "icmpv6" },
-]
-
-[[service]]
-id = "pacs"
-organisation = "rsyd"
-name = "RIS/PACS"
-endpoints = [
-  { address = "203.0.113.20", protocol = "tcp", ports = "dicom" },
-]
-
-[[client]]
-id = "ouh-clinic"
-organisation = "rsyd"
-prefixes = ["198.51.100.10/32", "2001:db8:100::10/128"]
-
-[[client]]
-id = "lab"
-organisation = "rsyd"
-prefixes = ["198.51.100.20/32"]
-
-[[agreement]]
-id = 1001
-client = "ouh-clinic"
-service = "fmk"
-state = "approved"
-
-[[agreement]]
-id = 1002
-client = "lab"
-service = "fmk"
-state = "revoked"
-
-[[agreement]]
-id = 1003
-client = "ouh-clinic"
-service = "pacs"
-state = "approved"
-expires = "2099-01-01"
-"#;
+const POLICY: &str = include_str!("fixtures/end-to-end-policy.toml");
 
 const FMK_AGREEMENT: u32 = 1001;
 const LAB_AGREEMENT: u32 = 1002;
@@ -393,6 +331,9 @@ fn udp_send_all(
 /// Scenario 1 (and the TCP half of 2): IPv4 TCP through the filter.
 #[test]
 fn ipv4_tcp_allowed_connections_pass_and_count_denied_ones_drop() {
+    if !support::netns::root_or_skip() {
+        return;
+    }
     let topo = Topology::up("t", POLICY);
     topo.one_segment_per_packet();
     let fmk = tcp_listen(&topo.service(), sa(FMK, 443));
@@ -453,6 +394,9 @@ fn ipv4_tcp_allowed_connections_pass_and_count_denied_ones_drop() {
 /// Scenario 2: counters equal what was sent, for ICMP echo and UDP.
 #[test]
 fn icmp_and_udp_counters_equal_what_was_sent() {
+    if !support::netns::root_or_skip() {
+        return;
+    }
     let topo = Topology::up("c", POLICY);
 
     // N echo requests -> N forward and N reply packets of 98 bytes, one transaction.
@@ -536,6 +480,9 @@ fn icmp_and_udp_counters_equal_what_was_sent() {
 /// Scenario 3: IPv6 through the filter.
 #[test]
 fn ipv6_ping_and_tcp_pass_and_count() {
+    if !support::netns::root_or_skip() {
+        return;
+    }
     let topo = Topology::up("s", POLICY);
     topo.one_segment_per_packet();
 
@@ -581,6 +528,9 @@ fn ipv6_ping_and_tcp_pass_and_count() {
 /// Scenario 4: re-running keeps the counters; detaching removes the filter.
 #[test]
 fn rerun_keeps_counters_and_detach_removes_the_filter() {
+    if !support::netns::root_or_skip() {
+        return;
+    }
     let topo = Topology::up("r", POLICY);
     let fmk = tcp_listen(&topo.service(), sa(FMK, 443));
     let server = udp_bind(&topo.service(), sa(FMK, 5001));

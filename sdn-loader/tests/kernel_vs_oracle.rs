@@ -31,6 +31,9 @@ fn frames_wanted(default: usize) -> usize {
 
 #[test]
 fn kernel_agrees_with_reference_model() {
+    if !support::netns::root_or_skip() {
+        return;
+    }
     let seed = seed();
     eprintln!("seed {seed} (rerun with SDN_PROPTEST_SEED={seed})");
     let mut rng = StdRng::seed_from_u64(seed);
@@ -89,6 +92,9 @@ fn kernel_agrees_with_reference_model() {
 
 #[test]
 fn random_and_mutated_frames_never_abort() {
+    if !support::netns::root_or_skip() {
+        return;
+    }
     let seed = seed();
     eprintln!("seed {seed} (rerun with SDN_PROPTEST_SEED={seed})");
     let mut rng = StdRng::seed_from_u64(seed);

@@ -10,7 +10,7 @@ mod support;
 use std::time::Duration;
 
 use support::daemon::{Hub, create_agreement, loader, ping_from, router_status, wait_for};
-use support::netns::{is_root, workspace_root};
+use support::netns::workspace_root;
 
 fn ping(prefix: &str, dst: &str) -> bool {
     ping_from(prefix, None, dst)
@@ -18,7 +18,9 @@ fn ping(prefix: &str, dst: &str) -> bool {
 
 #[test]
 fn follows_the_database_and_fails_static() {
-    assert!(is_root(), "this test needs root");
+    if !support::netns::root_or_skip() {
+        return;
+    }
     let prefix = format!("sy{:x}", std::process::id());
     let dir = tempfile::tempdir().unwrap();
     let tmp = dir.path().to_path_buf();
@@ -161,7 +163,9 @@ fn follows_the_database_and_fails_static() {
 /// the router's status says failed with the reason, and a later revision that fits is applied.
 #[test]
 fn a_policy_that_does_not_fit_is_refused_whole() {
-    assert!(is_root(), "this test needs root");
+    if !support::netns::root_or_skip() {
+        return;
+    }
     let prefix = format!("sf{:x}", std::process::id());
     let dir = tempfile::tempdir().unwrap();
     let mut g = Hub::up(&prefix, dir.path());
@@ -221,8 +225,10 @@ fn a_policy_that_does_not_fit_is_refused_whole() {
 /// log, in the router's status and in `stats` (exit 2) until a restart attaches it again.
 #[test]
 fn the_pin_tree_is_owned_and_a_lost_link_is_an_alarm() {
+    if !support::netns::root_or_skip() {
+        return;
+    }
     use std::os::unix::fs::PermissionsExt as _;
-    assert!(is_root(), "this test needs root");
     let prefix = format!("sp{:x}", std::process::id());
     let dir = tempfile::tempdir().unwrap();
     let mut g = Hub::up(&prefix, dir.path());

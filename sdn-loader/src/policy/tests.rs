@@ -12,58 +12,7 @@ use super::*;
 
 /// The example of docs/semantics.md ("Policy file format"), with the organisation `sds` it refers to, a second agreement and
 /// two infrastructure entries.
-const SAMPLE: &str = r#"
-[[organisation]]
-id = "sds"
-name = "Sundhedsdatastyrelsen"
-
-[[organisation]]
-id = "rsyd"                       # stable key
-name = "Region Syddanmark"
-
-[[port_alias]]
-name = "dicom"
-protocol = "tcp"
-ports = ["104", "11112"]
-
-[[service]]
-id = "fmk"
-organisation = "sds"
-name = "Faelles Medicinkort"
-endpoints = [
-  { address = "203.0.113.10", protocol = "tcp", ports = "443" },
-  { address = "2001:db8:10::/64", protocol = "tcp", ports = "8000-8100" },
-  { address = "203.0.113.20", protocol = "tcp", ports = "dicom" },   # an alias
-  { address = "203.0.113.30", protocol = "icmp" },                   # no ports
-]
-
-[[client]]
-id = "ouh-ris"
-organisation = "rsyd"
-prefixes = ["198.51.100.0/24", "2001:db8:200::/48"]
-
-[[agreement]]
-id = 1001                         # u32, unique, stable: counters are kept per id
-client = "ouh-ris"
-service = "fmk"
-state = "approved"                # requested | approved | rejected | revoked
-expires = "2030-01-01"            # optional
-vlan = 100                        # optional
-
-[[agreement]]
-id = 1002
-client = "ouh-ris"
-service = "fmk"
-state = "requested"
-
-[[infrastructure]]
-prefix = "192.0.2.0/28"
-protocol = "tcp"
-ports = ["22", "179"]
-
-[[infrastructure]]
-prefix = "2001:db8:ffff::1"
-"#;
+const SAMPLE: &str = include_str!("../../tests/fixtures/example-policy.toml");
 
 fn net(text: &str) -> IpNet {
     text.parse().unwrap()

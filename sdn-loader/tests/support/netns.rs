@@ -14,7 +14,7 @@
 use std::{
     collections::BTreeMap,
     fs::{self, File},
-    io,
+    io::{self, Write as _},
     net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket},
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
     path::{Path, PathBuf},
@@ -46,6 +46,30 @@ pub fn workspace_root() -> PathBuf {
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
+}
+
+/// Whether a test that needs root (BPF, namespaces, XDP) may run. As root: yes. Otherwise it
+/// prints that the test is skipped and why, and the test returns early, unless
+/// `SDN_REQUIRE_ROOT=1` (set by `cargo xtask test` and so by CI): then a missing privilege is
+/// a failure, so a green run never hides skipped tests.
+pub fn root_or_skip() -> bool {
+    if is_root() {
+        return true;
+    }
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("this test")
+        .to_owned();
+    assert!(
+        std::env::var_os("SDN_REQUIRE_ROOT").is_none_or(|v| v != "1"),
+        "{test} needs root (BPF, network namespaces) and SDN_REQUIRE_ROOT=1 is set"
+    );
+    // Straight to the terminal: the test harness captures eprintln! of passing tests.
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipped {test}: needs root (loads BPF programs or builds network namespaces)"
+    );
+    false
 }
 
 /// Runs a command and returns its output; panics if it cannot be started.
