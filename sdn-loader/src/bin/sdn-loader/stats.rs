@@ -50,11 +50,17 @@ pub(crate) fn stats(pin_dir: &Path, json: bool) -> Result<ExitCode> {
     let slots = maps.slots_in_force()?;
     let counters = maps.counters_of(&slots)?;
     let reasons = maps.reason_counts()?;
+    // One look at the links, so the alarms and the health they come from agree.
+    let health = sdn_loader::dataplane::pins::interface_health(pin_dir);
+    let alarms = health
+        .iter()
+        .filter_map(sdn_loader::dataplane::pins::InterfaceHealth::alarm)
+        .collect();
     let out = StatsOut {
         generation: maps.config()?.active_generation,
         interfaces: attach::attached_interfaces(pin_dir),
-        interface_health: sdn_loader::dataplane::pins::interface_health(pin_dir),
-        alarms: sdn_loader::dataplane::pins::alarms(pin_dir),
+        interface_health: health,
+        alarms,
         flow_table: maps.flow_table_usage()?,
         agreements: counters.iter().map(|(id, c)| row(*id, c)).collect(),
         reasons: (0..reason::COUNT)
