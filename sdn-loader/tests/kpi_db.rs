@@ -479,6 +479,7 @@ async fn full_snapshot(url: &str, store: &KpiStore) -> Snapshot {
             attached: false,
             problem: Some("its link pin is gone".into()),
         }],
+        database_up: Some(true),
         ..Default::default()
     };
     store
@@ -572,6 +573,7 @@ async fn metrics_parse_and_carry_sync_state() {
     assert_eq!(value("sdn_sync_last_check_age_seconds", None), 30.0);
     assert_eq!(value("sdn_sync_state", Some(("state", "held"))), 1.0);
     assert_eq!(value("sdn_kpi_last_pass_age_seconds", None), 60.0);
+    assert!(text.contains("sdn_database_up 1\n"), "{text}");
     assert_eq!(
         value("sdn_interface_attached", Some(("interface", "eth1"))),
         0.0

@@ -107,3 +107,24 @@ pub enum DataplaneError {
 pub(super) fn map_err(map: &'static str) -> impl FnOnce(MapError) -> DataplaneError {
     move |source| DataplaneError::Map { map, source }
 }
+
+/// What to tell a user whose command failed for want of privileges: `Some` when a cause
+/// in `error`'s chain is "operation not permitted" or "permission denied" (creating maps,
+/// loading programs, reading pins owned by root).
+pub fn permission_hint(error: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && matches!(io.raw_os_error(), Some(libc::EPERM | libc::EACCES))
+        {
+            return Some(PERMISSION_HINT);
+        }
+        cause = e.source();
+    }
+    None
+}
+
+/// The privileges the data plane needs, in one sentence.
+pub const PERMISSION_HINT: &str = "the data plane needs root, or the capabilities CAP_BPF, \
+    CAP_NET_ADMIN and CAP_PERFMON (CAP_SYS_ADMIN on kernels before 5.8); the pin tree is \
+    readable by root only";

@@ -11,8 +11,8 @@ pub mod pins;
 pub mod probe;
 
 pub use clock::kernel_hz;
-pub use error::DataplaneError;
 use error::map_err;
+pub use error::{DataplaneError, PERMISSION_HINT, permission_hint};
 pub use map_access::{FlowTableUsage, add_counters, sum_counters};
 
 use std::{

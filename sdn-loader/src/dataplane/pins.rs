@@ -173,6 +173,44 @@ pub fn secure_tree(pin_dir: &Path) -> Result<(), PinTreeError> {
     Ok(())
 }
 
+/// The pins under a tree's `maps/` and its program pin as they were before a `run`: what a
+/// refused run pinned (a half-made data plane, hundreds of MiB of maps) is what is not here.
+#[derive(Clone, Debug, Default)]
+pub struct PinSnapshot {
+    maps: Vec<String>,
+    program: bool,
+}
+
+impl PinSnapshot {
+    /// What `pin_dir` holds now.
+    pub fn take(pin_dir: &Path) -> Self {
+        Self {
+            maps: names_in(&pin_dir.join(paths::MAPS_SUBDIR)),
+            program: pin_dir.join(paths::PROGRAM_PIN).exists(),
+        }
+    }
+
+    /// Unpins what was pinned since the snapshot (maps and the program; links are made only
+    /// after a run succeeded, and are left alone). Returns the paths removed.
+    pub fn remove_new(&self, pin_dir: &Path) -> Vec<PathBuf> {
+        let mut removed = Vec::new();
+        let maps = pin_dir.join(paths::MAPS_SUBDIR);
+        for name in names_in(&maps) {
+            if !self.maps.contains(&name) {
+                let p = maps.join(&name);
+                if std::fs::remove_file(&p).is_ok() {
+                    removed.push(p);
+                }
+            }
+        }
+        let prog = pin_dir.join(paths::PROGRAM_PIN);
+        if !self.program && std::fs::remove_file(&prog).is_ok() {
+            removed.push(prog);
+        }
+        removed
+    }
+}
+
 /// Records that the filter is meant to run on `iface`.
 ///
 /// # Errors

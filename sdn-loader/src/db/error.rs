@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use super::url::{FileChange, redact_text};
+
 use crate::policy::{AgreementState, PolicyError, ValidationError};
 
 use super::lifecycle::Transition;
@@ -70,6 +72,52 @@ impl fmt::Display for ObjectKind {
     }
 }
 
+impl DbError {
+    /// [`DbError::Connect`] with the hint its cause calls for.
+    pub(crate) fn connect(url: &str, error: sqlx::Error) -> Self {
+        let hint = connect_hint(&error);
+        Self::Connect {
+            url: url.to_owned(),
+            error,
+            hint,
+        }
+    }
+}
+
+/// What a connect error most likely means, in words an operator acts on.
+fn connect_hint(error: &sqlx::Error) -> &'static str {
+    match error {
+        sqlx::Error::Database(e) => match e.code().as_deref() {
+            // SQLite's primary result codes (extended codes carry them in the low byte).
+            Some(c) => match c.parse::<u32>().map(|c| c & 0xff) {
+                Ok(26) => ": not an SQLite database (a garbage or truncated file?)",
+                Ok(11) => ": the SQLite file is corrupt (truncated?)",
+                Ok(8) => ": read-only (the file or its directory is not writable by this user)",
+                Ok(14) => {
+                    ": cannot open the file (does its directory exist, and may this user write there?)"
+                }
+                Ok(23) => ": permission denied",
+                _ if c == "28P01" => ": wrong password",
+                _ if c == "3D000" => ": no such database on the server",
+                _ => "",
+            },
+            None => "",
+        },
+        sqlx::Error::Io(e) => match e.kind() {
+            std::io::ErrorKind::ConnectionRefused => {
+                ": connection refused (is the server running, and on that port?)"
+            }
+            std::io::ErrorKind::PermissionDenied => ": permission denied",
+            std::io::ErrorKind::TimedOut => ": timed out reaching the server",
+            _ => "",
+        },
+        sqlx::Error::PoolTimedOut => {
+            ": no connection within 30 s (the server is overloaded or unreachable)"
+        }
+        _ => "",
+    }
+}
+
 /// Why a database operation failed. Every refusal leaves the database (and its revision)
 /// unchanged.
 ///
@@ -83,12 +131,40 @@ pub enum DbError {
         url: String,
     },
     /// The database could not be opened or reached.
-    #[error("cannot open database {url}: {error}")]
+    #[error("cannot open database {url}: {}{hint}", redact_text(&error.to_string()))]
     Connect {
         /// The URL (password removed).
         url: String,
         /// The driver's error.
         error: sqlx::Error,
+        /// What the error most likely means, e.g. `: not an SQLite database`, or empty.
+        hint: &'static str,
+    },
+    /// An SQLite file of 0 bytes, refused unless asked for.
+    #[error(
+        "database file {path} is empty (0 bytes): used as a database it would hold no agreements and \
+         a router following it would drop all traffic; restore the file, or create a new database \
+         on purpose with `sdn-loader db init` or `--allow-empty`"
+    )]
+    EmptyFile {
+        /// The file.
+        path: String,
+    },
+    /// An SQLite file that could not be created or looked at.
+    #[error("database file {path}: {error}")]
+    FileAccess {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        error: std::io::Error,
+    },
+    /// The SQLite file this handle reads was deleted or replaced at its path.
+    #[error("database file {path} {}", change.describe())]
+    FileChanged {
+        /// The file.
+        path: String,
+        /// What happened to it.
+        change: FileChange,
     },
     /// The schema migrations could not be applied.
     #[error("cannot bring the database schema up to date: {error}")]

@@ -24,12 +24,13 @@ mod ops;
 mod status;
 mod store;
 pub mod text;
+mod url;
 
 use std::str::FromStr as _;
 
 use chrono::Utc;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyConnection, AnyPool, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, Connection as _, Transaction};
 
 use crate::policy::Policy;
 
@@ -39,6 +40,8 @@ pub use import::ImportReport;
 pub use lifecycle::Transition;
 pub use ops::{AgreementEdit, AgreementFilter};
 pub use status::{Provision, ProvisionState, RouterStatus};
+pub use url::{DIR_MODE, FileChange, redact_text, redact_url};
+use url::{backend_of, sqlite_path, sqlite_url};
 
 /// The database when none is given: an SQLite file in the loader's state directory.
 pub const DEFAULT_URL: &str = "sqlite:///var/lib/sdn/sdn.db";
@@ -79,127 +82,199 @@ impl Origin {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// The SQLite file as it was when opened.
+    file: Option<url::FileId>,
 }
 
-/// The URL without its password, for messages.
-pub fn redact_url(url: &str) -> String {
-    // scheme://user:password@host/...
-    if let Some((scheme, rest)) = url.split_once("://") {
-        if let Some((userinfo, host)) = rest.split_once('@') {
-            if let Some((user, _)) = userinfo.split_once(':') {
-                return format!("{scheme}://{user}:***@{host}");
+/// Checks an SQLite file before SQLite sees it: it must exist unless `create`, must not be
+/// empty unless `allow_empty`; a new file (and directory) is created private.
+fn prepare_file(
+    path: &std::path::Path,
+    options: OpenOptions,
+) -> Result<std::path::PathBuf, DbError> {
+    let shown = || path.display().to_string();
+    match std::fs::metadata(path) {
+        Ok(m) if m.len() == 0 && !options.allow_empty => {
+            return Err(DbError::EmptyFile { path: shown() });
+        }
+        Ok(_) => {}
+        Err(_) if !options.create => return Err(DbError::NoDatabase { path: shown() }),
+        Err(_) => {
+            // SQLite creates the file, not its directory.
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+                && !dir.exists()
+            {
+                use std::os::unix::fs::DirBuilderExt as _;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(url::DIR_MODE)
+                    .create(dir)
+                    .map_err(|error| DbError::CreateDir {
+                        path: dir.display().to_string(),
+                        error,
+                    })?;
             }
+            url::create_private(path).map_err(|error| DbError::FileAccess {
+                path: shown(),
+                error,
+            })?;
         }
     }
-    url.to_owned()
+    Ok(path.to_owned())
 }
 
-fn backend_of(url: &str) -> Option<Backend> {
-    if url.starts_with("sqlite:") {
-        Some(Backend::Sqlite)
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Some(Backend::Postgres)
-    } else {
-        None
+/// Settings of every connection: foreign keys on; WAL for a file, so the live sync's reads
+/// and a writer do not block each other.
+async fn prepare_connection(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    in_memory: bool,
+) -> Result<(), sqlx::Error> {
+    if backend == Backend::Sqlite {
+        sqlx::query("PRAGMA foreign_keys = ON")
+            .execute(&mut *conn)
+            .await?;
+        if !in_memory {
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&mut *conn)
+                .await?;
+            // A garbage file passes the pragmas above only until the first page is read.
+            sqlx::query("SELECT COUNT(*) FROM sqlite_master")
+                .execute(&mut *conn)
+                .await?;
+        }
     }
+    Ok(())
 }
 
-/// For SQLite: the file is created (`mode=rwc`) when `create`, and must exist otherwise
-/// (`mode=rw`), unless the URL says its own `mode=`.
-fn sqlite_url(url: &str, create: bool) -> String {
-    if url.contains("mode=") || url.contains(":memory:") {
-        return url.to_owned();
-    }
-    let mode = if create { "rwc" } else { "rw" };
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}mode={mode}")
-}
-
-/// The file of an SQLite URL (`sqlite://rel`, `sqlite:///abs`, `sqlite:rel`), `None` for an
-/// in-memory database.
-fn sqlite_path(url: &str) -> Option<String> {
-    let rest = url.strip_prefix("sqlite:")?;
-    let rest = rest.strip_prefix("//").unwrap_or(rest);
-    let path = rest.split('?').next().unwrap_or_default();
-    (!path.is_empty() && !path.contains(":memory:")).then(|| path.to_owned())
+/// How [`Db::open_with`] treats an SQLite file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// Create the file (and its directory) when it is not there.
+    pub create: bool,
+    /// Take a 0-byte file as a new, empty database. Without this an empty file is refused:
+    /// it is what a failed copy or restore leaves, and made into a database it holds no
+    /// agreements, so a router following it would drop all traffic.
+    pub allow_empty: bool,
 }
 
 impl Db {
     /// Opens (for SQLite: creating the file if needed) and migrates the database at `url`:
     /// `sqlite://PATH` (relative), `sqlite:///PATH` (absolute), `sqlite::memory:`, or
-    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`.
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`. A 0-byte SQLite file is refused.
     ///
     /// # Errors
-    /// [`DbError::BadUrl`], [`DbError::Connect`], [`DbError::Migrate`].
+    /// [`DbError::BadUrl`], [`DbError::Connect`], [`DbError::Migrate`],
+    /// [`DbError::EmptyFile`].
     pub async fn open(url: &str) -> Result<Self, DbError> {
-        Self::connect(url, true).await
+        Self::open_with(
+            url,
+            OpenOptions {
+                create: true,
+                allow_empty: false,
+            },
+        )
+        .await
     }
 
     /// Like [`Db::open`], but an SQLite file that does not exist is an error instead of a
     /// new empty database (so that a mistyped path is noticed).
     ///
     /// # Errors
-    /// As [`Db::open`].
+    /// As [`Db::open`], and [`DbError::NoDatabase`].
     pub async fn open_existing(url: &str) -> Result<Self, DbError> {
-        Self::connect(url, false).await
+        Self::open_with(url, OpenOptions::default()).await
     }
 
-    async fn connect(url: &str, create: bool) -> Result<Self, DbError> {
+    /// Opens the database at `url` as `options` say.
+    ///
+    /// # Errors
+    /// As [`Db::open_existing`].
+    pub async fn open_with(url: &str, options: OpenOptions) -> Result<Self, DbError> {
         sqlx::any::install_default_drivers();
+        let create = options.create;
         let backend = backend_of(url).ok_or_else(|| DbError::BadUrl {
             url: redact_url(url),
         })?;
-        if let (Backend::Sqlite, Some(path)) = (backend, sqlite_path(url)) {
-            let path = std::path::Path::new(&path);
-            if !create && !path.exists() {
-                return Err(DbError::NoDatabase {
-                    path: path.display().to_string(),
-                });
-            }
-            // SQLite creates the file, not its directory.
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                if create && !dir.exists() {
-                    std::fs::create_dir_all(dir).map_err(|error| DbError::CreateDir {
-                        path: dir.display().to_string(),
-                        error,
-                    })?;
-                }
-            }
-        }
+        let file = match (backend, sqlite_path(url)) {
+            (Backend::Sqlite, Some(path)) => Some(prepare_file(&path, options)?),
+            _ => None,
+        };
         let connect_url = match backend {
             Backend::Sqlite => sqlite_url(url, create),
             Backend::Postgres => url.to_owned(),
         };
-        let connect_error = |error| DbError::Connect {
-            url: redact_url(url),
-            error,
-        };
-        let options = AnyConnectOptions::from_str(&connect_url).map_err(connect_error)?;
+        let connect_error = |error| DbError::connect(&redact_url(url), error);
+        let connect_options = AnyConnectOptions::from_str(&connect_url).map_err(connect_error)?;
         let in_memory = url.contains(":memory:");
+        if !in_memory {
+            // One connection outside the pool first: the pool retries a failing connect
+            // until its acquire timeout (30 s) and then says only "pool timed out"; this
+            // says at once what is wrong (refused, not a database, read-only).
+            let mut probe = AnyConnection::connect_with(&connect_options)
+                .await
+                .map_err(connect_error)?;
+            let ready = prepare_connection(&mut probe, backend, in_memory).await;
+            let _ = probe.close().await;
+            ready.map_err(connect_error)?;
+        }
         let pool = AnyPoolOptions::new()
             // An in-memory SQLite database lives in one connection.
             .max_connections(if in_memory { 1 } else { 4 })
             .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        sqlx::query("PRAGMA foreign_keys = ON")
-                            .execute(&mut *conn)
-                            .await?;
-                        if !in_memory {
-                            // Readers (the live sync) do not block the writer, nor it them.
-                            sqlx::query("PRAGMA journal_mode = WAL")
-                                .execute(&mut *conn)
-                                .await?;
-                        }
-                    }
-                    Ok(())
-                })
+                Box::pin(async move { prepare_connection(conn, backend, in_memory).await })
             })
-            .connect_with(options)
+            .connect_with(connect_options)
             .await
             .map_err(connect_error)?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool, backend })
+        let file = match file {
+            Some(path) => {
+                for p in url::restrict_existing(&path) {
+                    tracing::warn!(
+                        "{} was readable by every user; now 0640 (owner and group only)",
+                        p.display()
+                    );
+                }
+                Some(url::FileId::of(&path).map_err(|error| DbError::FileAccess {
+                    path: path.display().to_string(),
+                    error,
+                })?)
+            }
+            None => None,
+        };
+        Ok(Self {
+            pool,
+            backend,
+            file,
+        })
+    }
+
+    /// Whether the SQLite file this handle reads is still the one at its path: `Some` when
+    /// it was deleted or another file was put there (a restore by `mv`). Open connections
+    /// keep reading the old file, so a follower must reopen the path. Always `None` for
+    /// PostgreSQL and in-memory databases.
+    pub fn file_change(&self) -> Option<FileChange> {
+        self.file.as_ref().and_then(url::FileId::change)
+    }
+
+    /// [`DbError::FileChanged`] when [`Db::file_change`] says so.
+    ///
+    /// # Errors
+    /// [`DbError::FileChanged`].
+    pub fn check_file(&self) -> Result<(), DbError> {
+        match (self.file_change(), &self.file) {
+            (Some(change), Some(f)) => Err(DbError::FileChanged {
+                path: f.path.display().to_string(),
+                change,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The SQLite file, if any.
+    pub fn file_path(&self) -> Option<&std::path::Path> {
+        self.file.as_ref().map(|f| f.path.as_path())
     }
 
     /// The connection pool (the KPI tables share the database).
@@ -212,8 +287,16 @@ impl Db {
         self.backend
     }
 
-    /// Closes the pool (waits for connections to be returned).
+    /// Closes the pool (waits for connections to be returned); an SQLite file is
+    /// checkpointed first.
     pub async fn close(self) {
+        if self.file.is_some() {
+            // Everything into the main file, so that a copy of it alone (a backup, a restore
+            // by `mv`) holds every committed change; a busy reader only makes this partial.
+            let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await;
+        }
         self.pool.close().await;
     }
 
@@ -232,8 +315,10 @@ impl Db {
     /// The current revision: 0 for a new database, one more after every change.
     ///
     /// # Errors
-    /// [`DbError::Sql`].
+    /// [`DbError::Sql`], [`DbError::FileChanged`].
     pub async fn revision(&self) -> Result<u64, DbError> {
+        // The follower polls this: a deleted or replaced file is noticed here, not never.
+        self.check_file()?;
         let mut conn = self.pool.acquire().await?;
         store::revision(&mut conn).await
     }

@@ -201,6 +201,10 @@ impl Collector {
     /// # Errors
     /// [`KpiError`].
     pub async fn pass(&mut self, now: DateTime<Utc>) -> Result<PassReport, KpiError> {
+        if self.store.refresh().await? {
+            // A new file: its own baseline.
+            self.base = None;
+        }
         let base = match self.base.take() {
             Some(b) => b,
             None => self.store.load_baseline(&self.router).await?,

@@ -146,7 +146,16 @@ pub async fn metrics_text(state: &HttpState) -> Result<String, KpiError> {
     if let Some(dir) = &state.pin_dir {
         snap.interfaces = crate::dataplane::pins::interface_health(dir);
     }
-    metrics::read_database(&state.store, &mut snap).await?;
+    // Without the database the data plane's part still answers, with sdn_database_up 0.
+    let read = match state.store.refresh().await {
+        Ok(_) => metrics::read_database(&state.store, &mut snap).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = &read {
+        tracing::debug!("/metrics without the database: {e:#}");
+    }
+    snap.database_up = Some(read.is_ok());
+    snap.database_reopened = state.store.reopened();
     Ok(metrics::render(&snap, state.cardinality))
 }
 

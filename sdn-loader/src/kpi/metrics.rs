@@ -75,6 +75,10 @@ pub struct Snapshot {
     pub now: DateTime<Utc>,
     /// The pin tree's interfaces and whether the filter is attached there.
     pub interfaces: Vec<crate::dataplane::pins::InterfaceHealth>,
+    /// Whether the database could be read for this scrape (`None`: not tried).
+    pub database_up: Option<bool>,
+    /// How often the SQLite file was found replaced and reopened by this process.
+    pub database_reopened: u64,
 }
 
 /// Reads the data plane's counters into a snapshot.
@@ -118,7 +122,7 @@ pub fn read_dataplane(maps: &Maps, s: &mut Snapshot) -> Result<(), KpiError> {
 pub async fn read_database(store: &KpiStore, s: &mut Snapshot) -> Result<(), KpiError> {
     s.names = super::query::agreement_names(store).await?;
     s.database_revision = sqlx::query_scalar("SELECT value FROM revision WHERE id = 1")
-        .fetch_optional(store.pool())
+        .fetch_optional(&store.pool())
         .await?;
     s.sync = store
         .db()
@@ -129,7 +133,7 @@ pub async fn read_database(store: &KpiStore, s: &mut Snapshot) -> Result<(), Kpi
     let rows =
         sqlx::query("SELECT state, COUNT(*) FROM provisioning WHERE router = $1 GROUP BY state")
             .bind(s.router.clone())
-            .fetch_all(store.pool())
+            .fetch_all(&store.pool())
             .await?;
     s.provisioning = rows
         .iter()
@@ -138,7 +142,7 @@ pub async fn read_database(store: &KpiStore, s: &mut Snapshot) -> Result<(), Kpi
     s.provisioning.sort();
     let row = sqlx::query("SELECT last_pass, pass_us FROM kpi_collector WHERE router = $1")
         .bind(s.router.clone())
-        .fetch_optional(store.pool())
+        .fetch_optional(&store.pool())
         .await?;
     s.collector = match row {
         Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
@@ -186,6 +190,8 @@ pub const METRIC_NAMES: &[&str] = &[
     "sdn_passes_total",
     "sdn_interface_attached",
     "sdn_database_revision",
+    "sdn_database_up",
+    "sdn_database_reopened_total",
     "sdn_sync_applied_revision",
     "sdn_sync_seen_revision",
     "sdn_sync_held_revision",
@@ -331,6 +337,25 @@ pub fn render(s: &Snapshot, c: Cardinality) -> String {
     if let Some(r) = s.database_revision {
         let _ = writeln!(out, "sdn_database_revision {r}");
     }
+    family(
+        &mut out,
+        "sdn_database_up",
+        "gauge",
+        "1 when the agreement database could be read for this scrape, 0 when it could not \
+         (unreachable, or its file deleted or replaced by something that is not a database): \
+         the data plane keeps the policy in force meanwhile.",
+    );
+    if let Some(up) = s.database_up {
+        let _ = writeln!(out, "sdn_database_up {}", u8::from(up));
+    }
+    family(
+        &mut out,
+        "sdn_database_reopened_total",
+        "counter",
+        "Times the SQLite file was found deleted or replaced at its path and the new file \
+         opened (a restore by mv).",
+    );
+    let _ = writeln!(out, "sdn_database_reopened_total {}", s.database_reopened);
     let router = label(&s.router);
     let gauge = |out: &mut String, name: &str, help: &str, v: Option<f64>| {
         family(out, name, "gauge", help);

@@ -156,7 +156,7 @@ pub async fn agreement_names(store: &KpiStore) -> Result<HashMap<u32, AgreementN
     let rows = sqlx::query(
         "SELECT a.id, a.client, a.service, c.organisation, s.organisation FROM agreements a JOIN clients c ON c.id = a.client JOIN services s ON s.id = a.service",
     )
-    .fetch_all(store.pool())
+    .fetch_all(&store.pool())
     .await?;
     let mut out = HashMap::with_capacity(rows.len());
     for r in &rows {
@@ -208,7 +208,7 @@ pub async fn run(store: &KpiStore, q: &Query) -> Result<Answer, KpiError> {
     if let Some(r) = &q.router {
         query = query.bind(r.clone());
     }
-    let rows = query.fetch_all(store.pool()).await?;
+    let rows = query.fetch_all(&store.pool()).await?;
     let none = AgreementNames::default();
     // (bucket, key) -> traffic
     let mut cells: BTreeMap<(String, String), Traffic> = BTreeMap::new();
@@ -414,7 +414,7 @@ pub async fn reasons(
         query = query.bind(r.to_owned());
     }
     let mut cells: BTreeMap<(String, String), u64> = BTreeMap::new();
-    for r in &query.fetch_all(store.pool()).await? {
+    for r in &query.fetch_all(&store.pool()).await? {
         let b: String = r.try_get(0)?;
         let b = if bucket == Resolution::Month {
             month_of(&b)

@@ -2,6 +2,8 @@
 //! handle queries read through. SQL is portable between SQLite and PostgreSQL: `INSERT ...
 //! ON CONFLICT (...) DO UPDATE` with `excluded.`, TEXT and BIGINT only.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -119,10 +121,17 @@ pub(crate) fn traffic_from_row(r: &sqlx::any::AnyRow, first: usize) -> Result<Tr
     })
 }
 
-/// The KPI tables of one agreement database.
+/// The KPI tables of one agreement database. Opened from a URL, it follows an SQLite file
+/// that is replaced at its path (see [`KpiStore::refresh`]); clones share one handle.
 #[derive(Clone, Debug)]
 pub struct KpiStore {
-    db: Db,
+    db: Arc<RwLock<Db>>,
+    /// Where to reopen from (`None`: a handle given by the caller, never reopened).
+    url: Option<Arc<str>>,
+    /// How often the file was found replaced and reopened.
+    reopened: Arc<AtomicU64>,
+    /// One reopen at a time (a pass and a scrape may notice together).
+    reopening: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl KpiStore {
@@ -134,22 +143,78 @@ impl KpiStore {
     /// [`KpiError::Db`].
     pub async fn open(url: &str) -> Result<Self, KpiError> {
         let db = Db::open_existing(url).await?;
-        Ok(Self::from_db(&db))
+        let mut s = Self::from_db(&db);
+        s.url = Some(url.into());
+        Ok(s)
     }
 
     /// The KPI tables of an open database.
     pub fn from_db(db: &Db) -> Self {
-        Self { db: db.clone() }
+        Self {
+            db: Arc::new(RwLock::new(db.clone())),
+            url: None,
+            reopened: Arc::new(AtomicU64::new(0)),
+            reopening: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+
+    /// When the SQLite file was deleted or replaced at its path (a restore by `mv`), reopens
+    /// the path, so that KPIs go to the file the agreements now come from. Returns whether
+    /// it reopened.
+    ///
+    /// # Errors
+    /// [`KpiError::Db`]: [`crate::db::DbError::FileChanged`] while nothing valid is there.
+    pub async fn refresh(&self) -> Result<bool, KpiError> {
+        if self.db().file_change().is_none() {
+            return Ok(false);
+        }
+        let _one = self.reopening.lock().await;
+        let current = self.db();
+        let Err(changed) = current.check_file() else {
+            return Ok(false);
+        };
+        let Some(url) = &self.url else {
+            return Err(changed.into());
+        };
+        // The old file's connections go first: the last one to close checkpoints and removes
+        // the `-wal` beside the path, which the new file would otherwise be read through.
+        current.close().await;
+        let Ok(new) = Db::open_existing(url).await else {
+            return Err(changed.into());
+        };
+        if let Ok(mut slot) = self.db.write() {
+            *slot = new;
+        }
+        self.reopened.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!("{changed}: KPIs now read and write the file at that path");
+        Ok(true)
+    }
+
+    /// Calls [`KpiStore::refresh`] twice a second until `stop`: a replaced file's
+    /// connections are closed soon after it is replaced, whenever the next pass or scrape is.
+    pub async fn watch(&self, stop: &std::sync::atomic::AtomicBool) {
+        while !stop.load(Ordering::Relaxed) {
+            let _ = self.refresh().await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// How often [`KpiStore::refresh`] reopened the database.
+    pub fn reopened(&self) -> u64 {
+        self.reopened.load(Ordering::Relaxed)
     }
 
     /// The agreement database (its own queries, e.g. the routers' status).
-    pub(crate) fn db(&self) -> &Db {
-        &self.db
+    pub(crate) fn db(&self) -> Db {
+        match self.db.read() {
+            Ok(d) => d.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     /// The connection pool (queries).
-    pub(crate) fn pool(&self) -> &AnyPool {
-        self.db.pool()
+    pub(crate) fn pool(&self) -> AnyPool {
+        self.db().pool().clone()
     }
 
     /// The baseline stored for `router` (empty for a router never collected).
@@ -162,7 +227,7 @@ impl KpiStore {
             "SELECT slot, agreement_id, forward_packets, forward_bytes, reply_packets, reply_bytes, transactions FROM kpi_slot_state WHERE router = $1",
         )
         .bind(router)
-        .fetch_all(self.pool())
+        .fetch_all(&self.pool())
         .await?;
         for r in &rows {
             let slot: i64 = r.try_get(0)?;
@@ -176,7 +241,7 @@ impl KpiStore {
         }
         let rows = sqlx::query("SELECT reason, packets FROM kpi_reason_state WHERE router = $1")
             .bind(router)
-            .fetch_all(self.pool())
+            .fetch_all(&self.pool())
             .await?;
         for r in &rows {
             b.reasons
@@ -341,7 +406,7 @@ impl KpiStore {
                 ))
                 .bind(res.name())
                 .bind(cutoff.clone())
-                .execute(self.pool())
+                .execute(&self.pool())
                 .await?
                 .rows_affected();
             }

@@ -61,6 +61,9 @@ pub struct SyncOptions {
     /// The pin tree whose configured interfaces are watched: one without a program attached
     /// is an alarm in the log and the router's status.
     pub pin_dir: Option<PathBuf>,
+    /// Enforce a revision with no agreements at all (drops all traffic but the
+    /// infrastructure allow list); refused otherwise.
+    pub allow_empty: bool,
 }
 
 impl Default for SyncOptions {
@@ -75,6 +78,7 @@ impl Default for SyncOptions {
             state_dir: None,
             infrastructure: Vec::new(),
             pin_dir: None,
+            allow_empty: false,
         }
     }
 }
@@ -145,6 +149,11 @@ pub struct Follower {
     last_sync: Option<DateTime<Utc>>,
     /// Configured interfaces without a program (see [`crate::dataplane::pins::alarms`]).
     alarms: Vec<String>,
+    /// The SQLite file was replaced and the policy in force still comes from the old one:
+    /// what happened, for the status row.
+    replaced: Option<String>,
+    /// The next step applies the database whole, whatever its revision says (a new file).
+    force_once: bool,
 }
 
 impl Follower {
@@ -187,12 +196,22 @@ impl Follower {
         let refused = self.refused.as_ref().is_some_and(|r| r.0 == revision);
         let held = self.held.as_ref().is_some_and(|h| h.0 == revision);
         let confirmed = held && db.confirmed(&opts.router, revision).await?;
+        // After a replaced file, its content is applied whatever its revision number says.
+        let force = force || std::mem::take(&mut self.force_once);
         if !force && (current || refused || (held && !confirmed)) {
             return Ok(Step::Unchanged);
         }
         let t0 = Instant::now();
         let (revision, policy) = db.export_with_revision().await?;
         let t_export = t0.elapsed();
+        if policy.agreements.is_empty() && !opts.allow_empty {
+            return Ok(self.refuse(
+                revision,
+                "the database holds no agreements: enforcing it would drop all traffic but the \
+                 infrastructure allow list (run with --allow-empty if that is meant)"
+                    .to_owned(),
+            ));
+        }
         let policy = effective(policy, &opts.infrastructure);
         let compiled = match compile(&policy, today) {
             Ok(c) => c,
@@ -237,6 +256,7 @@ impl Follower {
         self.rules = Some(new_rules);
         self.refused = None;
         self.held = None;
+        self.replaced = None;
         self.last_sync = Some(Utc::now());
         // Agreements new to the tracker start from their counters as they are now, right
         // after the apply, so that their first packets count as recent traffic.
@@ -327,6 +347,22 @@ impl Follower {
         out
     }
 
+    /// Continues on `db`, a new file at the path of the one the policy in force came from
+    /// (`what` says what happened to the old one): the next step applies the new file's
+    /// policy whole (through the guard), and the provisioning rows are the new file's.
+    pub async fn reattach(&mut self, db: &Db, opts: &SyncOptions, what: String) {
+        self.refused = None;
+        self.held = None;
+        self.replaced = Some(what);
+        self.force_once = true;
+        self.written.clear();
+        if let Ok(rows) = db.provisioning(Some(&opts.router)).await {
+            for (_, p) in rows {
+                self.written.insert(p.agreement, p);
+            }
+        }
+    }
+
     /// Looks at the configured interfaces of `opts.pin_dir`; logs when an alarm starts or ends.
     /// Returns whether anything changed (then the status row is due).
     pub fn check_interfaces(&mut self, opts: &SyncOptions) -> bool {
@@ -365,6 +401,8 @@ impl Follower {
             ("held", Some(reasons.join("; ")))
         } else if let Some((_, e)) = &self.refused {
             ("failed", Some(e.clone()))
+        } else if let Some(what) = &self.replaced {
+            ("replaced", Some(what.clone()))
         } else {
             ("in-sync", None)
         };
@@ -453,6 +491,8 @@ pub fn follow(
     let mut backoff = opts.poll;
     let mut announced_hold: Option<u64> = None;
     let mut last_iface_check: Option<Instant> = None;
+    // The SQLite file was found deleted or replaced: what happened (until a file is back).
+    let mut file_gone: Option<String> = None;
     while !stop.load(Ordering::Relaxed) {
         if db.is_none() {
             match rt.block_on(Db::open_existing(url)) {
@@ -460,8 +500,15 @@ pub fn follow(
                     if d.backend() == crate::db::Backend::Postgres {
                         listener = rt.block_on(listen(url));
                     }
-                    if f.is_none() {
-                        f = Some(rt.block_on(Follower::resume(&d, opts)));
+                    match (f.as_mut(), file_gone.take()) {
+                        (None, _) => f = Some(rt.block_on(Follower::resume(&d, opts))),
+                        (Some(fol), Some(what)) => {
+                            tracing::warn!(
+                                "{what}; following the new file at that path: its policy is applied whole, through the guard"
+                            );
+                            rt.block_on(fol.reattach(&d, opts, what));
+                        }
+                        (Some(_), None) => {}
                     }
                     db = Some(d);
                 }
@@ -473,7 +520,13 @@ pub fn follow(
                         backoff
                     );
                     std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(opts.max_backoff);
+                    // A file put back at its path (a restore) is looked for every 2 s at most.
+                    let most = if file_gone.is_some() {
+                        opts.max_backoff.min(Duration::from_secs(2))
+                    } else {
+                        opts.max_backoff
+                    };
+                    backoff = (backoff * 2).min(most);
                     continue;
                 }
             }
@@ -520,6 +573,29 @@ pub fn follow(
                     write = true;
                 }
                 last_full = Instant::now();
+            }
+            Err(SyncError::Db(e @ DbError::FileChanged { .. })) => {
+                let revision = fol.applied.map(|a| a.revision);
+                tracing::error!(
+                    revision,
+                    "ALARM: agreement database {e}; keeping the policy in force (revision {}), following the file at that path once it is a valid database",
+                    revision.map_or_else(|| "none".to_owned(), |r| r.to_string())
+                );
+                file_gone = Some(format!(
+                    "agreement database {e} at {}; the policy in force (revision {}) came from the old file",
+                    crate::db::time_text(Utc::now()),
+                    revision.map_or_else(|| "none".to_owned(), |r| r.to_string())
+                ));
+                // Close the old file's connections before opening the path again: the last
+                // to close checkpoints and removes the `-wal` beside the path, which the new
+                // file would otherwise be read through. The KPI side closes its own within
+                // half a second; wait for it.
+                if let Some(old) = db.take() {
+                    rt.block_on(old.close());
+                }
+                listener = None;
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
             }
             Err(e) => {
                 tracing::warn!(

@@ -4,6 +4,7 @@
 
 use std::{
     io::Write as _,
+    os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _},
     path::{Path, PathBuf},
 };
 
@@ -47,9 +48,22 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
 }
 
 /// Writes `path` whole or not at all (a temporary file renamed over it).
+/// Mode of the state files: owner reads and writes, group reads.
+const STATE_FILE_MODE: u32 = 0o640;
+
 fn write_atomic(path: &Path, text: &str) -> Result<(), StateError> {
     let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+    // The policy names every client's prefixes: owner and group only, like the database.
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(STATE_FILE_MODE)
+        .open(&tmp)
+        .map_err(io(&tmp))?;
+    // An existing file keeps its mode on open: set it.
+    f.set_permissions(std::fs::Permissions::from_mode(STATE_FILE_MODE))
+        .map_err(io(&tmp))?;
     f.write_all(text.as_bytes()).map_err(io(&tmp))?;
     f.sync_all().map_err(io(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io(path))
@@ -60,7 +74,11 @@ fn write_atomic(path: &Path, text: &str) -> Result<(), StateError> {
 /// # Errors
 /// [`StateError`].
 pub fn save(dir: &Path, revision: u64, policy: &Policy) -> Result<(), StateError> {
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(crate::db::DIR_MODE)
+        .create(dir)
+        .map_err(io(dir))?;
     let policy_path = dir.join(POLICY_FILE);
     let text = to_toml(policy).map_err(|error| StateError::Policy {
         path: policy_path.clone(),

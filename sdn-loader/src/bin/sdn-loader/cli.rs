@@ -127,6 +127,11 @@ pub(crate) enum Command {
         /// Turn the blast-radius guard off.
         #[arg(long)]
         no_guard: bool,
+        /// Enforce a policy (file or database) with no agreements at all, i.e. drop all
+        /// traffic but the infrastructure allow list; refused without this. Also lets a
+        /// 0-byte SQLite file be used as a new empty database.
+        #[arg(long)]
+        allow_empty: bool,
         /// Hold a sync removing more than this share (0-1) of the allow-list rules.
         #[arg(long)]
         guard_max_removed_share: Option<f64>,
@@ -228,6 +233,10 @@ pub(crate) enum Command {
         /// Request id recorded with every change (default: a new UUID, printed).
         #[arg(long)]
         request_id: Option<String>,
+        /// Take a 0-byte SQLite file as a new empty database (refused without this, as
+        /// what a failed copy or restore leaves; `db init` never needs it).
+        #[arg(long)]
+        allow_empty: bool,
         #[command(subcommand)]
         command: db::DbCommand,
     },

@@ -338,12 +338,7 @@ fn csv_field(s: &str) -> String {
 }
 
 fn open_maps(pin_dir: &Path) -> Result<Maps> {
-    Maps::open_pinned(pin_dir).with_context(|| {
-        format!(
-            "no running data plane under {} (run `sdn-loader run` first)",
-            pin_dir.display()
-        )
-    })
+    super::stats::open_running(pin_dir)
 }
 
 static STOP_FLAG: AtomicBool = AtomicBool::new(false);
@@ -427,6 +422,9 @@ pub(crate) fn start_daemon(
                         }
                     }
                 };
+                // A replaced SQLite file: this thread's connections to the old one close soon.
+                let watcher = store.clone();
+                tokio::spawn(async move { watcher.watch(stop).await });
                 // A server that cannot start (address in use) is logged; collection goes on.
                 let server = if opts.listen == "off" {
                     None

@@ -19,6 +19,7 @@ use sdn_loader::{
     dataplane::{
         Capacities, Dataplane, Maps,
         attach::{self, Attached},
+        pins::PinSnapshot,
     },
     paths::DEFAULT_PIN_DIR,
     policy,
@@ -68,7 +69,11 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Whatever a cause quotes, no credential of a database URL is printed.
+            eprintln!("error: {}", sdn_loader::db::redact_text(&format!("{e:#}")));
+            if let Some(hint) = sdn_loader::dataplane::permission_hint(e.as_ref()) {
+                eprintln!("hint: {hint}");
+            }
             ExitCode::FAILURE
         }
     }
@@ -145,6 +150,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             netns,
             fleet,
             no_guard,
+            allow_empty,
             guard_max_removed_share,
             guard_active_hours,
             activity_ms,
@@ -173,7 +179,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .or_else(|| config.pin_dir.clone())
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_PIN_DIR));
             let source = match (policy, db.or_else(|| config.database.clone())) {
-                (Some(p), _) => Source::File(p),
+                (Some(p), _) => Source::File {
+                    path: p,
+                    allow_empty,
+                },
                 (None, Some(url)) => {
                     let mut guard = config.guard;
                     guard.enabled &= !no_guard;
@@ -199,6 +208,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         ),
                         infrastructure: config.infrastructure.clone(),
                         pin_dir: Some(pin_dir.clone()),
+                        allow_empty,
                         ..Default::default()
                     };
                     Source::Db { url, once, opts }
@@ -248,8 +258,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             db,
             actor,
             request_id,
+            allow_empty,
             command,
-        } => db::run(&config.db_url(db), &actor, request_id, command),
+        } => db::run(&config.db_url(db), &actor, request_id, allow_empty, command),
         Command::Kpi { db, command } => kpi::run(&config.db_url(db), command, &STOP),
     }
 }

@@ -8,7 +8,11 @@ use super::*;
 
 /// Where `run` takes its policy from.
 pub(crate) enum Source {
-    File(PathBuf),
+    File {
+        path: PathBuf,
+        /// A policy with no agreements may be enforced.
+        allow_empty: bool,
+    },
     Db {
         url: String,
         once: bool,
@@ -28,7 +32,18 @@ pub(crate) fn run_attach(
     // Validate and compile a policy file before touching anything: a bad file changes nothing.
     let date = today(None);
     let compiled = match source {
-        Source::File(path) => Some((path, compile(&load_policy(path)?, date)?)),
+        Source::File { path, allow_empty } => {
+            let policy = load_policy(path)?;
+            if policy.agreements.is_empty() && !allow_empty {
+                bail!(
+                    "{} holds no agreements: enforcing it would drop all IP traffic but the \
+                     infrastructure allow list; nothing was changed (pass --allow-empty if that \
+                     is what you want)",
+                    path.display()
+                );
+            }
+            Some((path, compile(&policy, date)?))
+        }
         Source::Db { .. } => None,
     };
     {
@@ -39,7 +54,7 @@ pub(crate) fn run_attach(
     attach::check_bpffs(pin_dir)?;
     // A data plane already running from these pins keeps its policy until the new one is in.
     let was_running = pin_dir.join(sdn_loader::paths::PROGRAM_PIN).exists();
-    let mut dp = Dataplane::load_pinned(caps, pin_dir).context("loading the XDP program")?;
+    let before = PinSnapshot::take(pin_dir);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -48,47 +63,28 @@ pub(crate) fn run_attach(
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
-    let mut resume = None;
-    match (&compiled, source) {
-        (Some((path, c)), _) => {
-            let report = dp.apply(c)?;
-            tracing::info!(
-                generation = report.generation,
-                agreements = report.agreements,
-                prefixes = report.prefixes,
-                rules = report.rules,
-                "policy {} applied (as of {date})",
-                path.display()
-            );
-        }
-        (None, Source::Db { url, opts, .. }) if !was_running => {
-            // Never attach an empty (deny-all) policy: the first sync must succeed first.
-            resume = sdn_loader::sync::follow(&rt, url, &mut dp, opts, &STOP, true, None);
-            if STOP.load(std::sync::atomic::Ordering::Relaxed) {
-                bail!("stopped before the first sync from {url}; nothing was attached");
-            }
-        }
-        _ => {}
-    }
-    let xdp_mode = match mode {
-        Mode::Native => XdpMode::Driver,
-        Mode::Generic => XdpMode::Skb,
+    let start = Start {
+        ifaces,
+        source,
+        mode,
+        pin_dir,
+        netns,
+        was_running,
     };
-    for iface in ifaces {
-        let how = {
-            let _ns = netns.map(attach::enter_netns).transpose()?;
-            attach::attach(&mut dp, pin_dir, iface, xdp_mode)?
-        };
-        let what = match how {
-            Attached::New => "attached",
-            Attached::Replaced => "replaced the program in the existing link of",
-        };
-        println!(
-            "{what} {iface} ({} mode); pins under {}",
-            mode_name(mode),
-            pin_dir.display()
-        );
-    }
+    let (mut dp, resume) = match start.run(&rt, caps, compiled.as_ref().map(|(p, c)| (*p, c)), date)
+    {
+        Ok(started) => started,
+        Err(e) => {
+            // A run refused before it attached leaves no pins behind (a half-made data
+            // plane is hundreds of MiB of maps nobody uses).
+            if !was_running && attach::attached_interfaces(pin_dir).is_empty() {
+                for p in before.remove_new(pin_dir) {
+                    tracing::info!("removed {} (pinned by this refused run)", p.display());
+                }
+            }
+            return Err(e);
+        }
+    };
     if let Source::Db { url, once, opts } = source {
         use std::io::Write as _;
         let _ = std::io::stdout().flush();
@@ -107,9 +103,82 @@ pub(crate) fn run_attach(
             STOP.store(true, std::sync::atomic::Ordering::Relaxed);
             let _ = t.join();
         }
-        tracing::info!("stopped following {url}; the data plane keeps the policy in force");
+        tracing::info!(
+            "stopped following {}; the data plane keeps the policy in force",
+            sdn_loader::db::redact_url(url)
+        );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `run` starts: the interfaces, the first policy and where it comes from.
+struct Start<'a> {
+    ifaces: &'a [String],
+    source: &'a Source,
+    mode: Mode,
+    pin_dir: &'a Path,
+    netns: Option<&'a str>,
+    was_running: bool,
+}
+
+impl Start<'_> {
+    /// Loads the data plane, puts the first policy in force (the file's, or the database's
+    /// first sync) and attaches; the follower's memory of that first sync is returned.
+    fn run(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        caps: Capacities,
+        compiled: Option<(&PathBuf, &sdn_loader::compile::Compiled)>,
+        date: NaiveDate,
+    ) -> Result<(Dataplane, Option<sdn_loader::sync::Follower>)> {
+        let mut dp =
+            Dataplane::load_pinned(caps, self.pin_dir).context("loading the XDP program")?;
+        let mut resume = None;
+        match (compiled, self.source) {
+            (Some((path, c)), _) => {
+                let report = dp.apply(c)?;
+                tracing::info!(
+                    generation = report.generation,
+                    agreements = report.agreements,
+                    prefixes = report.prefixes,
+                    rules = report.rules,
+                    "policy {} applied (as of {date})",
+                    path.display()
+                );
+            }
+            (None, Source::Db { url, opts, .. }) if !self.was_running => {
+                // Never attach an empty (deny-all) policy: the first sync must succeed first.
+                resume = sdn_loader::sync::follow(rt, url, &mut dp, opts, &STOP, true, None);
+                if STOP.load(std::sync::atomic::Ordering::Relaxed) {
+                    bail!(
+                        "stopped before the first sync from {}; nothing was attached",
+                        sdn_loader::db::redact_url(url)
+                    );
+                }
+            }
+            _ => {}
+        }
+        let xdp_mode = match self.mode {
+            Mode::Native => XdpMode::Driver,
+            Mode::Generic => XdpMode::Skb,
+        };
+        for iface in self.ifaces {
+            let how = {
+                let _ns = self.netns.map(attach::enter_netns).transpose()?;
+                attach::attach(&mut dp, self.pin_dir, iface, xdp_mode)?
+            };
+            let what = match how {
+                Attached::New => "attached",
+                Attached::Replaced => "replaced the program in the existing link of",
+            };
+            println!(
+                "{what} {iface} ({} mode); pins under {}",
+                mode_name(self.mode),
+                self.pin_dir.display()
+            );
+        }
+        Ok((dp, resume))
+    }
 }
 
 pub(crate) const fn mode_name(m: Mode) -> &'static str {

@@ -40,13 +40,35 @@ pub(crate) fn row(id: u32, c: &AgreementCounters) -> AgreementRow {
     }
 }
 
-pub(crate) fn stats(pin_dir: &Path, json: bool) -> Result<ExitCode> {
-    let maps = Maps::open_pinned(pin_dir).with_context(|| {
-        format!(
-            "no running data plane under {} (run `sdn-loader run` first)",
-            pin_dir.display()
+/// The running data plane's maps under `pin_dir`, or an error that says whether there is
+/// none or this user may not read it (the pin tree is root's, 0700).
+pub(crate) fn open_running(pin_dir: &Path) -> Result<Maps> {
+    let denied = |e: &dyn std::error::Error| {
+        anyhow::anyhow!(
+            "permission denied reading the data plane's pins under {} ({e}): {}",
+            pin_dir.display(),
+            sdn_loader::dataplane::PERMISSION_HINT
         )
-    })?;
+    };
+    if let Err(e) = std::fs::read_dir(pin_dir)
+        && e.kind() == std::io::ErrorKind::PermissionDenied
+    {
+        return Err(denied(&e));
+    }
+    Maps::open_pinned(pin_dir).map_err(|e| {
+        if sdn_loader::dataplane::permission_hint(&e).is_some() {
+            denied(&e)
+        } else {
+            anyhow::Error::new(e).context(format!(
+                "no running data plane under {} (run `sdn-loader run` first)",
+                pin_dir.display()
+            ))
+        }
+    })
+}
+
+pub(crate) fn stats(pin_dir: &Path, json: bool) -> Result<ExitCode> {
+    let maps = open_running(pin_dir)?;
     let slots = maps.slots_in_force()?;
     let counters = maps.counters_of(&slots)?;
     let reasons = maps.reason_counts()?;
@@ -125,12 +147,7 @@ pub(crate) fn stats(pin_dir: &Path, json: bool) -> Result<ExitCode> {
 
 /// Turns on drop logging in the running program, prints the records, and turns it off again.
 pub(crate) fn drop_log(pin_dir: &Path, seconds: Option<u64>) -> Result<ExitCode> {
-    let mut maps = Maps::open_pinned(pin_dir).with_context(|| {
-        format!(
-            "no running data plane under {} (run `sdn-loader run` first)",
-            pin_dir.display()
-        )
-    })?;
+    let mut maps = open_running(pin_dir)?;
     let prog = pin_dir.join(sdn_loader::paths::LOGGER_PIN);
     let info = aya::programs::ProgramInfo::from_pin(&prog)
         .with_context(|| format!("reading {}", prog.display()))?;

@@ -59,6 +59,7 @@ pub(crate) fn run(
     db_url: &str,
     actor: &str,
     request_id: Option<String>,
+    allow_empty: bool,
     cmd: DbCommand,
 ) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -68,12 +69,12 @@ pub(crate) fn run(
     let request_id = request_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let origin = Origin::new(actor, request_id);
     runtime.block_on(async move {
-        let create = matches!(cmd, DbCommand::Init | DbCommand::Import { .. });
-        let db = if create {
-            Db::open(db_url).await?
-        } else {
-            Db::open_existing(db_url).await?
+        let options = sdn_loader::db::OpenOptions {
+            create: matches!(cmd, DbCommand::Init | DbCommand::Import { .. }),
+            // `db init` asks for a new empty database in so many words.
+            allow_empty: allow_empty || matches!(cmd, DbCommand::Init),
         };
+        let db = Db::open_with(db_url, options).await?;
         let result = dispatch(&db, &origin, cmd).await;
         db.close().await;
         result

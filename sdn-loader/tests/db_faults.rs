@@ -1,0 +1,257 @@
+//! Opening the agreement database when something is wrong with it: each fault is named at
+//! once (not after a 30 s pool timeout), no credential is printed, an empty file is not
+//! silently a new database, files are not readable by every user, and a deleted or
+//! replaced file is noticed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::process::Command;
+
+use sdn_loader::db::{Db, DbError, FileChange, OpenOptions};
+use support::netns::{LOADER, workspace_root};
+
+fn url_of(path: &std::path::Path) -> String {
+    format!("sqlite://{}", path.display())
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// The loader's exit status and stderr.
+fn loader_err(args: &[&str]) -> (bool, String) {
+    let out = Command::new(LOADER).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn garbage_and_truncated_files_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.db");
+    std::fs::write(&garbage, vec![0x5a_u8; 8192]).unwrap();
+    let err = Db::open_existing(&url_of(&garbage)).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("not an SQLite database"), "{text}");
+    assert!(!text.contains("pool timed out"), "{text}");
+
+    // A real database cut short: its header is there, its pages are not.
+    let good = dir.path().join("good.db");
+    let db = Db::open(&url_of(&good)).await.unwrap();
+    db.close().await;
+    let bytes = std::fs::read(&good).unwrap();
+    let cut = dir.path().join("cut.db");
+    std::fs::write(&cut, &bytes[..bytes.len().min(1500)]).unwrap();
+    let err = Db::open_existing(&url_of(&cut)).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("corrupt") || text.contains("not an SQLite database"),
+        "{text}"
+    );
+    assert!(!text.contains("pool timed out"), "{text}");
+}
+
+#[tokio::test]
+async fn a_closed_port_is_refused_at_once_and_no_password_is_printed() {
+    // Port 1 on the loopback: nothing listens, the kernel refuses at once.
+    let url = "postgres://u:pw@127.0.0.1:1/sdn?password=qpw&sslmode=disable";
+    let t0 = std::time::Instant::now();
+    let err = Db::open_existing(url).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("connection refused"), "{text}");
+    assert!(!text.contains("qpw") && !text.contains(":pw@"), "{text}");
+    eprintln!("refused after {:?}", t0.elapsed());
+    // The same through the commands an operator types.
+    for args in [
+        ["status", "--db", url, "--json"].as_slice(),
+        ["db", "--db", url, "agreement", "list"].as_slice(),
+        ["kpi", "--db", url, "query"].as_slice(),
+    ] {
+        let (ok, stderr) = loader_err(args);
+        assert!(!ok, "{args:?}");
+        assert!(stderr.contains("connection refused"), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("qpw") && !stderr.contains(":pw@"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_empty_file_is_not_silently_a_new_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    let url = url_of(&empty);
+    for create in [false, true] {
+        let err = Db::open_with(
+            &url,
+            OpenOptions {
+                create,
+                allow_empty: false,
+            },
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, DbError::EmptyFile { .. }), "{err}");
+        assert!(err.to_string().contains("--allow-empty"), "{err}");
+    }
+    assert_eq!(
+        std::fs::metadata(&empty).unwrap().len(),
+        0,
+        "left as it was"
+    );
+    let (ok, stderr) = loader_err(&["db", "--db", &url, "agreement", "list"]);
+    assert!(!ok && stderr.contains("is empty (0 bytes)"), "{stderr}");
+    let (ok, stderr) = loader_err(&["status", "--db", &url]);
+    assert!(!ok && stderr.contains("is empty (0 bytes)"), "{stderr}");
+    assert_eq!(
+        std::fs::metadata(&empty).unwrap().len(),
+        0,
+        "left as it was"
+    );
+    // Asked for explicitly, it is a new database.
+    let (ok, stderr) = loader_err(&["db", "--db", &url, "--allow-empty", "agreement", "list"]);
+    assert!(ok, "{stderr}");
+    let other = dir.path().join("other.db");
+    std::fs::write(&other, b"").unwrap();
+    let (ok, stderr) = loader_err(&["db", "--db", &url_of(&other), "init"]);
+    assert!(ok, "`db init` asks for a new database: {stderr}");
+}
+
+#[test]
+fn an_empty_policy_file_is_not_enforced_unless_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.toml");
+    std::fs::write(&empty, "# nothing yet\n").unwrap();
+    // An interface that does not exist: if the empty policy were taken, the error would be
+    // about the interface (nothing is ever attached by this test).
+    let (ok, stderr) = loader_err(&[
+        "run",
+        "--iface",
+        "sdnfx-none0",
+        "--policy",
+        empty.to_str().unwrap(),
+        "--pin-dir",
+        "/sys/fs/bpf/sdnfx-none",
+    ]);
+    assert!(!ok);
+    assert!(stderr.contains("holds no agreements"), "{stderr}");
+    assert!(stderr.contains("--allow-empty"), "{stderr}");
+    assert!(!std::path::Path::new("/sys/fs/bpf/sdnfx-none").exists());
+}
+
+#[tokio::test]
+async fn files_are_for_the_owner_and_group_only() {
+    let dir = tempfile::tempdir().unwrap();
+    // A new database, in a directory the loader creates.
+    let path = dir.path().join("state/sdn.db");
+    let db = Db::open(&url_of(&path)).await.unwrap();
+    db.import(
+        &sdn_loader::policy::load_file(&workspace_root().join("examples/demo-policy.toml"))
+            .unwrap(),
+        &sdn_loader::db::Origin::new("t", "r"),
+    )
+    .await
+    .unwrap();
+    for f in ["state/sdn.db", "state/sdn.db-wal", "state/sdn.db-shm"] {
+        let p = dir.path().join(f);
+        assert_eq!(mode(&p), 0o640, "{f}: {:o}", mode(&p));
+    }
+    assert_eq!(mode(&dir.path().join("state")), 0o750);
+    db.close().await;
+    // One left world-readable by an earlier version is made private when opened.
+    let old = dir.path().join("old.db");
+    Db::open(&url_of(&old)).await.unwrap().close().await;
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+    Db::open_existing(&url_of(&old))
+        .await
+        .unwrap()
+        .close()
+        .await;
+    assert_eq!(mode(&old), 0o640);
+    // The state files of `run --db` likewise.
+    let state = dir.path().join("run-state");
+    sdn_loader::sync::state::save(&state, 3, &sdn_loader::policy::Policy::default()).unwrap();
+    for e in std::fs::read_dir(&state).unwrap() {
+        let p = e.unwrap().path();
+        assert_eq!(mode(&p), 0o640, "{}", p.display());
+    }
+}
+
+#[tokio::test]
+async fn a_deleted_or_replaced_file_is_noticed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sdn.db");
+    let db = Db::open(&url_of(&path)).await.unwrap();
+    assert_eq!(db.file_change(), None);
+    assert_eq!(db.revision().await.unwrap(), 0);
+    // Replaced: another database moved over it.
+    let other = dir.path().join("other.db");
+    Db::open(&url_of(&other)).await.unwrap().close().await;
+    std::fs::rename(&other, &path).unwrap();
+    assert_eq!(db.file_change(), Some(FileChange::Replaced));
+    let err = db.revision().await.unwrap_err();
+    assert!(err.to_string().contains("was replaced"), "{err}");
+    // Vanished.
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(db.file_change(), Some(FileChange::Vanished));
+    assert!(
+        db.revision()
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("vanished")
+    );
+    db.close().await;
+}
+
+/// As an unprivileged user: a database in a directory it may not write says "read-only" or
+/// "cannot open" at once; `stats` says the pins are root's, not that nothing runs.
+#[test]
+fn an_unprivileged_user_is_told_why() {
+    if !support::netns::root_or_skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = dir.path().join("sdn.db");
+    let url = url_of(&path);
+    let (ok, stderr) = loader_err(&["db", "--db", &url, "init"]);
+    assert!(ok, "{stderr}");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let as_nobody = |args: &[&str]| {
+        let out = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", LOADER])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let t0 = std::time::Instant::now();
+    let (ok, stderr) = as_nobody(&["db", "--db", &url, "agreement", "list"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("read-only") || stderr.contains("cannot open the file"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("pool timed out"), "{stderr}");
+    eprintln!("answered after {:?}", t0.elapsed());
+    // The pin tree: root's, 0700.
+    let pins = std::path::PathBuf::from(format!("/sys/fs/bpf/sdnfx{:x}", std::process::id()));
+    std::fs::create_dir_all(&pins).unwrap();
+    std::fs::set_permissions(&pins, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let (ok, stderr) = as_nobody(&["stats", "--pin-dir", pins.to_str().unwrap()]);
+    let _ = std::fs::remove_dir(&pins);
+    assert!(!ok);
+    assert!(stderr.contains("permission denied"), "{stderr}");
+    assert!(stderr.contains("CAP_BPF"), "{stderr}");
+    assert!(!stderr.contains("no running data plane"), "{stderr}");
+}
