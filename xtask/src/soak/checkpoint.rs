@@ -39,6 +39,8 @@ pub(crate) struct Checkpoint {
     pub(crate) counter_errors: Vec<String>,
     /// The pool agreements' forward packets before this round's probes (in force only).
     pub(crate) pool_before: BTreeMap<u32, u64>,
+    /// TCP connections opened so far, and agreement 3's transactions (read after).
+    pub(crate) tcp: (u64, u64),
 }
 
 /// Per-agreement counters: forward packets, forward bytes, reply packets, reply bytes,
@@ -130,6 +132,8 @@ pub(crate) struct Run {
     pub(crate) tokens: u64,
     /// Probes through the filter so far, per pool agreement.
     pub(crate) through: BTreeMap<u32, u64>,
+    /// TCP connections opened so far.
+    pub(crate) tcp_opened: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Run {
@@ -208,7 +212,9 @@ impl Run {
         }
         // KPI first, counters second: the KPI tables may lag, never lead.
         let kpi = kpi_totals(&self.env, &self.clock)?;
+        let opened = self.tcp_opened.load(std::sync::atomic::Ordering::SeqCst);
         let live = stats(&self.env)?;
+        c.tcp = (opened, live.get(&TCP).map_or(0, |l| l[4]));
         // Only probes move the pool's counters, and nothing moves between the two reads but
         // this round's probes (writers paused): the growth is exactly what came through.
         for (id, port) in &self.pool_ports {

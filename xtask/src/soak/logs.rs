@@ -141,8 +141,9 @@ pub(crate) fn timeline(c: &super::verify::Collected) -> String {
         ev.push((
             cp.t,
             format!(
-                "checkpoint: r{} in force after {:?} s; {} probes, {} to pass, mismatches {:?}; pool counters before {:?}; counter errors {:?}",
-                cp.revision, cp.settled, cp.probed, cp.passing, cp.mismatches, cp.pool_before, cp.counter_errors
+                "checkpoint: r{} in force after {:?} s; {} probes, {} to pass, mismatches {:?}; pool counters before {:?}; counter errors {:?}; TCP connections {}, transactions {}",
+                cp.revision, cp.settled, cp.probed, cp.passing, cp.mismatches, cp.pool_before, cp.counter_errors,
+                cp.tcp.0, cp.tcp.1
             ),
         ));
     }

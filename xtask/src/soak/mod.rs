@@ -382,6 +382,7 @@ fn run(a: &SoakArgs, seed: u64, env: Arc<Env>) -> Result<bool> {
         windows: windows.clone(),
         tokens: 0,
         through: BTreeMap::new(),
+        tcp_opened: tcp.opened.clone(),
     };
     let mut checkpoints = Vec::new();
     let deadline = a.minutes * 60.0;

@@ -264,3 +264,15 @@ fn exports_give_the_editable_fields() {
     assert_eq!(m[&101], agr("approved", Some(100), None));
     assert_eq!(m[&102], agr("revoked", None, Some("2099-12-31")));
 }
+
+#[test]
+fn a_source_port_used_again_within_the_flow_timeout_is_the_same_flow() {
+    let ports = [
+        (40000, 0.0, 0.1),
+        (40002, 0.2, 0.3),
+        (40000, 60.0, 60.1), // 59.9 s after its last use: still in the flow table
+        (40002, 121.0, 121.1), // 120.7 s: at the edge
+        (40000, 200.0, 200.1), // 139.9 s: a new flow
+    ];
+    assert_eq!(super::traffic::port_reuse(&ports), (1, 1));
+}

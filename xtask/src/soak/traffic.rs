@@ -12,7 +12,7 @@ use std::{
     os::fd::AsRawFd as _,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     thread::{self, JoinHandle, sleep},
     time::{Duration, Instant},
@@ -87,8 +87,11 @@ pub(crate) struct TcpResult {
     pub(crate) short_tried: u64,
     /// Failed short transfers.
     pub(crate) short_failed: Vec<(f64, String)>,
-    /// TCP connections the client opened (SYNs with a new tuple).
+    /// TCP connections the client opened.
     pub(crate) connections: u64,
+    /// Each short transfer's local port, start and end (soak seconds): a port used again
+    /// while its earlier flow is still in the flow table is no new flow (rule 10).
+    pub(crate) short_ports: Vec<(u16, f64, f64)>,
 }
 
 const STREAM_CHUNK: usize = 16 * 1024;
@@ -103,6 +106,8 @@ fn pattern(offset: u64, buf: &mut [u8]) {
 /// Running TCP traffic: servers in the service namespace, clients in the client namespace.
 pub(crate) struct Tcp {
     threads: Vec<JoinHandle<Result<TcpResult>>>,
+    /// Connections opened so far (read by the checkpoints).
+    pub(crate) opened: Arc<AtomicU64>,
 }
 
 /// Starts the stream (port 5001, `rate` bytes/s) and the short transfers (port 5002, every
@@ -125,6 +130,7 @@ pub(crate) fn tcp_start(
     })?)?;
     let (stream_l, short_l) = l1;
     let sending = Arc::new(AtomicBool::new(true));
+    let opened = Arc::new(AtomicU64::new(0));
     let mut threads = Vec::new();
     // Stream server: verifies every byte, measures stalls.
     {
@@ -240,13 +246,14 @@ pub(crate) fn tcp_start(
     }
     // Stream client: paced writes of the pattern; reconnects after a break.
     {
-        let (sending, stop) = (sending, stop.clone());
+        let (sending, stop, opened) = (sending, stop.clone(), opened.clone());
         threads.push(spawn_in(client_ns, "tcp-stream", move || {
             let mut r = TcpResult::default();
             let mut chunk = vec![0u8; STREAM_CHUNK];
             let every = Duration::from_secs_f64(STREAM_CHUNK as f64 / rate.max(1) as f64);
             while !stop.load(Ordering::Relaxed) {
                 r.connections += 1;
+                opened.fetch_add(1, Ordering::SeqCst);
                 let mut s = match TcpStream::connect_timeout(&stream_addr, Duration::from_secs(3)) {
                     Ok(s) => s,
                     Err(e) => {
@@ -297,14 +304,19 @@ pub(crate) fn tcp_start(
         })?);
     }
     // Short transfers.
+    let counter = opened.clone();
     threads.push(spawn_in(client_ns, "tcp-short", move || {
         let mut r = TcpResult::default();
         let data = vec![7u8; SHORT_BYTES];
         while !stop.load(Ordering::Relaxed) {
             r.short_tried += 1;
             r.connections += 1;
+            counter.fetch_add(1, Ordering::SeqCst);
+            let t0 = clock.t();
+            let mut port = None;
             let res = (|| -> io::Result<()> {
                 let mut s = TcpStream::connect_timeout(&short_addr, Duration::from_secs(3))?;
+                port = Some(s.local_addr()?.port());
                 s.set_read_timeout(Some(Duration::from_secs(3)))?;
                 s.write_all(&data)?;
                 s.shutdown(Shutdown::Write)?;
@@ -321,11 +333,43 @@ pub(crate) fn tcp_start(
             if let Err(e) = res {
                 r.short_failed.push((clock.t(), e.to_string()));
             }
+            if let Some(p) = port {
+                r.short_ports.push((p, t0, clock.t()));
+            }
             sleep(Duration::from_millis(100));
         }
         Ok(r)
     })?);
-    Ok(Tcp { threads })
+    Ok(Tcp { threads, opened })
+}
+
+/// Short transfers whose source port an earlier one used less than the flow idle timeout
+/// (120 s, docs/semantics.md) before: the same flow, no new transaction. Returns (surely
+/// the same flow, within a second or two of the timeout either way).
+pub(crate) fn port_reuse(ports: &[(u16, f64, f64)]) -> (u64, u64) {
+    let mut sorted = ports.to_vec();
+    sorted.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let mut last: BTreeMap<u16, f64> = BTreeMap::new();
+    let (mut reused, mut unsure) = (0, 0);
+    for (port, start, end) in sorted {
+        if let Some(prev) = last.get(&port) {
+            // The last-seen time is refreshed at most once a second.
+            match start - prev {
+                g if g < 118.0 => reused += 1,
+                g if g <= 122.0 => unsure += 1,
+                _ => {}
+            }
+        }
+        last.insert(port, end);
+    }
+    (reused, unsure)
+}
+
+impl TcpResult {
+    /// [`port_reuse`] of the short transfers.
+    pub(crate) fn port_reuse(&self) -> (u64, u64) {
+        port_reuse(&self.short_ports)
+    }
 }
 
 impl Tcp {
@@ -341,6 +385,7 @@ impl Tcp {
             all.short_tried += r.short_tried;
             all.short_failed.extend(r.short_failed);
             all.connections += r.connections;
+            all.short_ports.extend(r.short_ports);
         }
         Ok(all)
     }

@@ -225,7 +225,9 @@ pub(crate) fn spawn(w: usize, s: &Arc<WriterSetup>) -> Result<JoinHandle<Result<
     Ok(thread::Builder::new()
         .name(format!("writer-{w}"))
         .spawn(move || {
-            let mut rng = StdRng::seed_from_u64(s.seed ^ (0x9e37_79b9_7f4a_7c15 * (w as u64 + 1)));
+            let mut rng = StdRng::seed_from_u64(
+                s.seed ^ 0x9e37_79b9_7f4a_7c15_u64.wrapping_mul(w as u64 + 1),
+            );
             let mut log = String::new();
             let mut records = Vec::new();
             let mut n = 0u64;
