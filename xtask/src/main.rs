@@ -12,6 +12,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
 
 mod report;
+mod soak;
 mod svg;
 
 #[derive(Parser)]
@@ -79,6 +80,11 @@ enum Task {
         #[arg(long)]
         no_run: bool,
     },
+    /// For N minutes at once: ping flood and TCP through the hub, concurrent agreement
+    /// writers, kill -9 and restart of the loader, database outages, 200 HTTP clients; then
+    /// check that nothing was lost, every revision enforced, counters and KPIs add up
+    /// (docs/soak.md).
+    Soak(soak::SoakArgs),
     /// Boot Debian 12's 6.1 LTS kernel under qemu (TCG) and prove the data plane there: the
     /// verifier accepts it, verdicts equal the host kernel's, real traffic over veth.
     KernelTest {
@@ -432,6 +438,7 @@ fn main() -> Result<()> {
             packets,
             no_run,
         }),
+        Task::Soak(args) => soak::soak(&args),
         Task::KernelTest {
             kernel,
             no_build,
