@@ -908,6 +908,11 @@ fn check_policy(p: &Policy) {
         c.prefixes.iter().for_each(check_net);
     }
     p.infrastructure.iter().for_each(|e| check_net(&e.prefix));
+    // And the policy validator accepts it (no repeated endpoint or client prefix, say).
+    let text = sdn_loader::db::text::policy_json(p).to_string();
+    if let Err(e) = sdn_loader::policy::parse_json(&text) {
+        panic!("the generated policy is not valid: {e}");
+    }
 }
 
 /// Addresses of an IP frame (if the headers are there), for the documentation-only check.

@@ -92,6 +92,23 @@ pub(crate) fn service(s: &Service, organisations: Vec<Organisation>) -> Result<S
     only(p.services, &what)
 }
 
+/// An endpoint to add to service `before`, checked as part of the whole service (so that it
+/// may not repeat one the service has); returns it normalised.
+pub(crate) fn added_endpoint(
+    before: &Service,
+    endpoint: &Endpoint,
+    organisations: Vec<Organisation>,
+) -> Result<Endpoint, DbError> {
+    let mut s = before.clone();
+    s.endpoints.push(endpoint.clone());
+    let mut checked = service(&s, organisations)?;
+    // The validator keeps the order, so the new endpoint is the last.
+    checked.endpoints.pop().ok_or_else(|| DbError::Invalid {
+        what: format!("service {:?}", s.id),
+        errors: Vec::new(),
+    })
+}
+
 /// A client, against the organisations that exist.
 pub(crate) fn client(c: &Client, organisations: Vec<Organisation>) -> Result<Client, DbError> {
     let what = format!("client {:?}", c.id);

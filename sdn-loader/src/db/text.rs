@@ -1,15 +1,13 @@
 //! How values are stored as text, and the JSON form of objects (the policy file's JSON
 //! structure, used by `db export --format json` and in the audit log's before/after).
 
-use std::net::IpAddr;
-
 use chrono::NaiveDate;
 use ipnet::IpNet;
 use serde_json::{Map, Value, json};
 
 use crate::policy::{
-    Agreement, AgreementState, Client, Endpoint, InfraEntry, Organisation, Policy, PortAlias,
-    PortRange, Protocol, Service,
+    self, AddressError, Agreement, AgreementState, Client, Endpoint, InfraEntry, Organisation,
+    Policy, PortAlias, PortRange, Protocol, Service,
 };
 
 use super::error::DbError;
@@ -56,21 +54,24 @@ pub(crate) fn prefix_column(net: IpNet) -> String {
     net.to_string()
 }
 
+/// Reads [`prefix_column`] back, with the policy file's parser (a value that file would
+/// refuse, such as a leading zero in an octet, is corrupt here too).
 pub(crate) fn parse_prefix_column(
     text: &str,
     table: &'static str,
     key: &str,
 ) -> Result<IpNet, DbError> {
-    text.parse::<IpNet>().map_err(|_| corrupt(table, key, text))
+    policy::parse_net(text).map_err(|_| corrupt(table, key, text))
 }
 
 /// A prefix as the user wrote it: `address/length` (host bits are kept, so that validation
-/// can report them) or a bare address (a /32 or /128). `None` when it is neither.
-pub fn parse_net(text: &str) -> Option<IpNet> {
-    let text = text.trim();
-    text.parse::<IpNet>()
-        .ok()
-        .or_else(|| text.parse::<IpAddr>().ok().map(IpNet::from))
+/// can report them) or a bare address (a /32 or /128); the policy file's own parser
+/// ([`policy::parse_net`]), so the command line accepts exactly what a policy file does.
+///
+/// # Errors
+/// [`AddressError`] naming the text and what is wrong with it (e.g. a leading zero).
+pub fn parse_net(text: &str) -> Result<IpNet, AddressError> {
+    policy::parse_net(text)
 }
 
 pub(crate) fn parse_protocol(text: &str) -> Option<Protocol> {

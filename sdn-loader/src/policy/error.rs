@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 
+use super::address::AddressError;
 use super::model::Protocol;
 
 /// Why a policy could not be read, parsed, validated or written.
@@ -204,6 +205,30 @@ pub enum ValidationErrorKind {
         /// The id as written.
         id: String,
     },
+    /// An id, alias name or display name with a control character (tab, newline, BEL, DEL,
+    /// C1...): it would be stored and printed raw.
+    #[error(
+        "contains the control character {ch:?} (U+{:04X}) at character {position}; control characters are not allowed",
+        u32::from(*ch)
+    )]
+    ControlCharacter {
+        /// The character.
+        ch: char,
+        /// Its position, counting characters from 1.
+        position: usize,
+    },
+    /// An id or alias name with a character that prints as nothing, or any text with one that
+    /// reorders the text after it (bidirectional embeddings, overrides and isolates).
+    #[error(
+        "contains the invisible formatting character U+{:04X} at character {position}; it would make the text read as something else",
+        u32::from(*ch)
+    )]
+    InvisibleCharacter {
+        /// The character.
+        ch: char,
+        /// Its position, counting characters from 1.
+        position: usize,
+    },
     /// An alias name that does not start with a letter (it would read as a port).
     #[error("port alias name {name:?} must start with a letter")]
     AliasName {
@@ -299,11 +324,12 @@ pub enum ValidationErrorKind {
         /// The text as written.
         text: String,
     },
-    /// Text that is not an IP address or prefix.
-    #[error("{text:?} is not an IP address or prefix")]
+    /// Text that is not an IP address or prefix, or one with a leading zero in an IPv4 octet
+    /// or in the prefix length.
+    #[error("{error}")]
     BadAddress {
-        /// The text as written.
-        text: String,
+        /// What is wrong (it names the text).
+        error: AddressError,
     },
     /// A prefix with bits set after the prefix length.
     #[error("prefix {given} has host bits set; did you mean {suggested}?")]
@@ -356,6 +382,29 @@ pub enum ValidationErrorKind {
     /// A client without prefixes.
     #[error("a client needs at least one prefix")]
     NoPrefixes,
+    /// An endpoint equal to an earlier one of the same service (address, protocol and ports,
+    /// after aliases are resolved and ports normalised).
+    #[error(
+        "duplicate endpoint {endpoint}: the same address, protocol and ports as endpoint[{first}]; remove one"
+    )]
+    DuplicateEndpoint {
+        /// The endpoint, `203.0.113.10/32 tcp 443`.
+        endpoint: String,
+        /// Index of the earlier endpoint.
+        first: usize,
+    },
+    /// A prefix listed twice by one client.
+    #[error(
+        "duplicate prefix {prefix}: prefixes[{index}] is the same as prefixes[{first}]; remove one"
+    )]
+    DuplicatePrefix {
+        /// The prefix.
+        prefix: IpNet,
+        /// Index of the repeat in `prefixes`.
+        index: usize,
+        /// Index of the first one.
+        first: usize,
+    },
 }
 
 /// `; did you mean "x"?` or nothing.

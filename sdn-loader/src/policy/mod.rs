@@ -13,9 +13,17 @@
 //! `ports = [80, 443]`), and in TOML an expiry may be a bare date (`expires = 2030-01-01`).
 //! Port sets are normalised (sorted, overlapping and adjacent ranges merged), and an endpoint
 //! or infrastructure port set covering 0-65535 becomes the empty list ("every port").
+//!
+//! Strictness (docs/semantics.md, "Addresses, ids and names"): addresses are read by
+//! [`parse_net`], which refuses leading zeros in IPv4 octets and prefix lengths; ids, alias
+//! names and names may not hold control characters (nor, for ids, invisible ones); a service
+//! may not repeat an endpoint, nor a client a prefix. The database and the command line use
+//! the same parser and this validator, so every path refuses the same inputs.
 
 pub mod model;
 
+mod address;
+mod chars;
 mod error;
 mod parse;
 mod raw;
@@ -23,9 +31,12 @@ mod write;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_strict;
 
 use std::path::Path;
 
+pub use address::{AddressError, parse_addr, parse_net};
 pub use error::{Location, PolicyError, Section, ValidationError, ValidationErrorKind};
 pub use model::*;
 

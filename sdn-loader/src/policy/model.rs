@@ -106,7 +106,7 @@ pub struct PortAlias {
 }
 
 /// One endpoint of a service.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Endpoint {
     /// Address or prefix (host bits clear).
     pub address: IpNet,

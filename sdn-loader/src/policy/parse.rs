@@ -1,11 +1,12 @@
 //! Validation: raw document -> `Policy`, collecting every problem with its place in the file.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 
 use chrono::NaiveDate;
 use ipnet::IpNet;
 
+use super::address::parse_net;
+use super::chars::{self, Refusal, TextKind};
 use super::error::{Location, Section, ValidationError, ValidationErrorKind as Kind};
 use super::model::{
     Agreement, AgreementState, Client, Endpoint, InfraEntry, Organisation, Policy, PortAlias,
@@ -24,6 +25,7 @@ pub(crate) fn validate(doc: Document) -> Result<Policy, Vec<ValidationError>> {
         let at = Location::entry(Section::Organisation, index, &raw.id);
         let before = v.errors.len();
         v.check_id(&at, "id", &raw.id, &mut organisations);
+        v.check_text(&at, "name", &raw.name, TextKind::Name);
         if v.errors.len() == before {
             policy.organisations.push(Organisation {
                 id: raw.id,
@@ -39,8 +41,13 @@ pub(crate) fn validate(doc: Document) -> Result<Policy, Vec<ValidationError>> {
         let at = Location::entry(Section::PortAlias, index, &raw.name);
         let before = v.errors.len();
         let fresh = v.check_id(&at, "name", &raw.name, &mut alias_names);
-        // A name that would read as a port (blank and padded names are reported above).
-        if !is_alias_name(&raw.name) && !raw.name.trim().is_empty() && raw.name.trim() == raw.name {
+        // A name that would read as a port (blank and padded names, and names with refused
+        // characters, are reported above).
+        if !is_alias_name(&raw.name)
+            && !raw.name.trim().is_empty()
+            && raw.name.trim() == raw.name
+            && chars::refused(&raw.name, TextKind::Id).is_none()
+        {
             v.push(
                 &at,
                 "name",
@@ -89,15 +96,32 @@ pub(crate) fn validate(doc: Document) -> Result<Policy, Vec<ValidationError>> {
             &raw.organisation,
             &organisations,
         );
+        v.check_text(&at, "name", &raw.name, TextKind::Name);
         if raw.endpoints.is_empty() {
             v.push(&at, "endpoints", Kind::NoEndpoints);
         }
-        let endpoints: Vec<Endpoint> = raw
-            .endpoints
-            .iter()
-            .enumerate()
-            .filter_map(|(i, e)| v.endpoint(&at.endpoint(i), e, &aliases))
-            .collect();
+        let mut endpoints = Vec::with_capacity(raw.endpoints.len());
+        // Endpoint -> index of its first occurrence. A repeat is refused, not merged: merging
+        // would silently change what the operator wrote, and a repeat is often a typo for
+        // another endpoint.
+        let mut seen: HashMap<Endpoint, usize> = HashMap::new();
+        for (i, raw_endpoint) in raw.endpoints.iter().enumerate() {
+            let here = at.endpoint(i);
+            let Some(e) = v.endpoint(&here, raw_endpoint, &aliases) else {
+                continue;
+            };
+            if let Some(&first) = seen.get(&e) {
+                let endpoint = describe_endpoint(&e);
+                v.push(
+                    &here,
+                    "endpoints",
+                    Kind::DuplicateEndpoint { endpoint, first },
+                );
+            } else {
+                seen.insert(e.clone(), i);
+                endpoints.push(e);
+            }
+        }
         if v.errors.len() == before {
             policy.services.push(Service {
                 id: raw.id,
@@ -124,11 +148,24 @@ pub(crate) fn validate(doc: Document) -> Result<Policy, Vec<ValidationError>> {
         if raw.prefixes.is_empty() {
             v.push(&at, "prefixes", Kind::NoPrefixes);
         }
-        let prefixes: Vec<IpNet> = raw
-            .prefixes
-            .iter()
-            .filter_map(|p| v.prefix(&at, "prefixes", p))
-            .collect();
+        let mut prefixes = Vec::with_capacity(raw.prefixes.len());
+        let mut seen: HashMap<IpNet, usize> = HashMap::new();
+        for (index, text) in raw.prefixes.iter().enumerate() {
+            let Some(prefix) = v.prefix(&at, "prefixes", text) else {
+                continue;
+            };
+            if let Some(&first) = seen.get(&prefix) {
+                let kind = Kind::DuplicatePrefix {
+                    prefix,
+                    index,
+                    first,
+                };
+                v.push(&at, "prefixes", kind);
+            } else {
+                seen.insert(prefix, index);
+                prefixes.push(prefix);
+            }
+        }
         if v.errors.len() == before {
             policy.clients.push(Client {
                 id: raw.id,
@@ -230,7 +267,8 @@ impl Validator {
             self.push(at, field, Kind::EmptyId);
             return false;
         }
-        if id.trim() != id {
+        // A control character is reported as such, not also as white space (`\t`, `\n`).
+        if !self.check_text(at, field, id, TextKind::Id) && id.trim() != id {
             self.push(at, field, Kind::IdWhitespace { id: id.to_owned() });
         }
         if let Some(&first_index) = seen.get(id) {
@@ -246,6 +284,25 @@ impl Validator {
             return false;
         }
         seen.insert(id.to_owned(), at.index);
+        true
+    }
+
+    /// Reports the first character `text` may not hold; returns whether there was one.
+    fn check_text(
+        &mut self,
+        at: &Location,
+        field: &'static str,
+        text: &str,
+        kind: TextKind,
+    ) -> bool {
+        let Some((position, ch, why)) = chars::refused(text, kind) else {
+            return false;
+        };
+        let kind = match why {
+            Refusal::Control => Kind::ControlCharacter { ch, position },
+            Refusal::Invisible => Kind::InvisibleCharacter { ch, position },
+        };
+        self.push(at, field, kind);
         true
     }
 
@@ -295,21 +352,12 @@ impl Validator {
 
     /// Parses an address or prefix; a bare address is a /32 or /128. Host bits must be clear.
     fn prefix(&mut self, at: &Location, field: &'static str, text: &str) -> Option<IpNet> {
-        let net = match text.parse::<IpNet>() {
+        let net = match parse_net(text) {
             Ok(net) => net,
-            Err(_) => match text.parse::<IpAddr>() {
-                Ok(addr) => IpNet::from(addr),
-                Err(_) => {
-                    self.push(
-                        at,
-                        field,
-                        Kind::BadAddress {
-                            text: text.to_owned(),
-                        },
-                    );
-                    return None;
-                }
-            },
+            Err(error) => {
+                self.push(at, field, Kind::BadAddress { error });
+                return None;
+            }
         };
         let network = net.trunc();
         if network != net {
@@ -590,6 +638,19 @@ fn is_alias_name(text: &str) -> bool {
     text.chars()
         .next()
         .is_some_and(|c| c.is_alphabetic() || c == '_')
+}
+
+/// `203.0.113.10/32 tcp 443,8000-8100`, `... tcp all ports`, `2001:db8::/32 icmpv6`.
+fn describe_endpoint(e: &Endpoint) -> String {
+    let ports = if !e.protocol.has_ports() {
+        String::new()
+    } else if e.ports.is_empty() {
+        " all ports".to_owned()
+    } else {
+        let list: Vec<String> = e.ports.iter().map(PortRange::to_string).collect();
+        format!(" {}", list.join(","))
+    };
+    format!("{} {}{ports}", e.address, e.protocol.name())
 }
 
 /// Exactly `YYYY-MM-DD`, a real calendar date.

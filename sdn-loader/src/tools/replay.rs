@@ -60,6 +60,21 @@ pub enum ReplayError {
         /// What the reader said.
         message: String,
     },
+    /// A pcapng packet block names an interface its section has not described, so its link
+    /// type is unknown (it is not taken to be Ethernet).
+    #[error(
+        "{path}: pcapng block {block} (counting the first section header as block 0) is a packet of interface {interface}, but its section has {described} interface description block(s) before it: the link type is unknown; no frame was run"
+    )]
+    NoInterface {
+        /// File.
+        path: String,
+        /// Index of the packet block in the file.
+        block: usize,
+        /// The interface the packet names (0 for a simple packet block).
+        interface: u32,
+        /// Interface description blocks seen in the section so far.
+        described: usize,
+    },
     /// The capture is not of Ethernet frames.
     #[error("{path}: link type {link} is not Ethernet; the filter sees Ethernet frames")]
     LinkType {
@@ -187,7 +202,8 @@ impl Replayer {
 }
 
 /// Reads every frame of a pcap or pcapng file, in order. The capture must be of Ethernet
-/// frames; a damaged record fails the whole read (naming the record), so that a replay never
+/// frames, and every pcapng packet must name an interface described before it in its
+/// section (one without is refused, not taken as Ethernet); a damaged record fails the whole read (naming the record), so that a replay never
 /// silently judges only part of a file.
 pub fn read_capture(path: &Path) -> Result<Vec<Vec<u8>>, ReplayError> {
     let name = path.display().to_string();
@@ -225,11 +241,35 @@ pub fn read_capture(path: &Path) -> Result<Vec<Vec<u8>>, ReplayError> {
         path: name.clone(),
         message: e.to_string(),
     })?;
+    // Interfaces described in the current section (a section header starts a new list):
+    // a packet must name one of them, or its link type is unknown.
+    let mut described = 0usize;
+    let mut block = 0usize;
     while let Some(b) = r.next_block() {
-        match b.map_err(|e| record_err(frames.len(), e))? {
+        block += 1;
+        let b = b.map_err(|e| record_err(frames.len(), e))?;
+        let interface = match &b {
+            Block::EnhancedPacket(p) => Some(p.interface_id),
+            Block::Packet(p) => Some(u32::from(p.interface_id)),
+            Block::SimplePacket(_) => Some(0),
+            _ => None,
+        };
+        if let Some(interface) =
+            interface.filter(|&i| usize::try_from(i).is_ok_and(|i| i >= described))
+        {
+            return Err(ReplayError::NoInterface {
+                path: name.clone(),
+                block,
+                interface,
+                described,
+            });
+        }
+        match b {
+            Block::SectionHeader(_) => described = 0,
             Block::InterfaceDescription(i) if i.linktype != DataLink::ETHERNET => {
                 return Err(link_err(i.linktype));
             }
+            Block::InterfaceDescription(_) => described += 1,
             Block::EnhancedPacket(p) => frames.push(p.data.into_owned()),
             Block::SimplePacket(p) => frames.push(p.data.into_owned()),
             Block::Packet(p) => frames.push(p.data.into_owned()),

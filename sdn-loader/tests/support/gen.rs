@@ -820,6 +820,28 @@ fn random_port_set(rng: &mut impl Rng) -> Vec<PortRange> {
         .collect()
 }
 
+/// Whether two endpoints are the same for the validator: address, protocol and port set
+/// (sorted, merged, and every port written as none).
+fn same_endpoint(a: &Endpoint, b: &Endpoint) -> bool {
+    a.address == b.address && a.protocol == b.protocol && port_set(&a.ports) == port_set(&b.ports)
+}
+
+fn port_set(ranges: &[PortRange]) -> Vec<PortRange> {
+    let mut sorted = ranges.to_vec();
+    sorted.sort_unstable();
+    let mut out: Vec<PortRange> = Vec::new();
+    for r in sorted {
+        match out.last_mut() {
+            Some(last) if u32::from(r.lo) <= u32::from(last.hi) + 1 => last.hi = last.hi.max(r.hi),
+            _ => out.push(r),
+        }
+    }
+    if out == [PortRange::ALL] {
+        out.clear();
+    }
+    out
+}
+
 fn random_agreement_id(rng: &mut impl Rng) -> u32 {
     match rng.gen_range(0..100) {
         0..=59 => rng.gen_range(1..2000),
@@ -828,8 +850,9 @@ fn random_agreement_id(rng: &mut impl Rng) -> u32 {
     }
 }
 
-/// A random valid policy: organisations, 1-4 port aliases, 2-6 services (1-3 endpoints each),
-/// 2-6 clients (1-3 prefixes each, nested and overlapping on purpose), 3-15 agreements with
+/// A random valid policy: organisations, 1-4 port aliases, 2-6 services (1-3 endpoints each,
+/// no two the same), 2-6 clients (1-3 prefixes each, nested and overlapping on purpose, none
+/// repeated within a client), 3-15 agreements with
 /// unique ids in random order, mixed states and expiry dates around `today`, some VLANs, and
 /// sometimes a small infrastructure allow list.
 pub fn random_policy(rng: &mut impl Rng, today: NaiveDate) -> Policy {
@@ -884,11 +907,16 @@ pub fn random_policy(rng: &mut impl Rng, today: NaiveDate) -> Policy {
                     _ => random_port_set(rng),
                 }
             };
-            endpoints.push(Endpoint {
+            let endpoint = Endpoint {
                 address,
                 protocol,
                 ports,
-            });
+            };
+            // A repeat (the validator refuses it) is left out without drawing again, so that
+            // the rest of the random stream stays as it was.
+            if !endpoints.iter().any(|e| same_endpoint(e, &endpoint)) {
+                endpoints.push(endpoint);
+            }
         }
         services.push(Service {
             id: format!("svc{i}"),
@@ -905,7 +933,10 @@ pub fn random_policy(rng: &mut impl Rng, today: NaiveDate) -> Policy {
             let v6 = rng.gen_bool(0.4);
             let p = random_prefix(rng, v6, &prefixes);
             prefixes.push(p);
-            client_prefixes.push(p);
+            // As for endpoints: a repeat is left out, without drawing again.
+            if !client_prefixes.contains(&p) {
+                client_prefixes.push(p);
+            }
         }
         clients.push(Client {
             id: format!("cli{i}"),

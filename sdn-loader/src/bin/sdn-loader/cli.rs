@@ -72,8 +72,10 @@ pub(crate) enum Command {
         #[arg(long)]
         policy: PathBuf,
         /// Source address.
+        #[arg(value_parser = sdn_loader::policy::parse_addr)]
         src: IpAddr,
         /// Destination address.
+        #[arg(value_parser = sdn_loader::policy::parse_addr)]
         dst: IpAddr,
         /// tcp, udp, sctp, icmp, icmpv6 or a protocol number.
         proto: String,

@@ -426,12 +426,15 @@ impl Db {
     /// Renames an organisation (`o.id` says which).
     ///
     /// # Errors
-    /// [`DbError::NotFound`], [`DbError::Sql`].
+    /// [`DbError::Invalid`] (a name the policy file would refuse), [`DbError::NotFound`],
+    /// [`DbError::Sql`].
     pub async fn update_organisation(
         &self,
         o: &Organisation,
         origin: &Origin,
     ) -> Result<Committed, DbError> {
+        // The same rules as a policy file's (a control character in the name, say).
+        let o = &check::organisation(o)?;
         let mut ch = Change::begin(self, origin).await?;
         let before = store::organisation(ch.conn(), &o.id)
             .await?

@@ -170,16 +170,8 @@ impl Db {
             .await?
             .ok_or_else(|| not_found(ObjectKind::Service, service))?;
         let organisations = store::organisations(ch.conn()).await?;
-        let one = check::service(
-            &Service {
-                endpoints: vec![endpoint.clone()],
-                ..before.clone()
-            },
-            organisations,
-        )?;
-        let Some(endpoint) = one.endpoints.into_iter().next() else {
-            return Err(not_found(ObjectKind::Service, service));
-        };
+        // Checked with the service's other endpoints, so that a repeat is refused.
+        let endpoint = check::added_endpoint(&before, endpoint, organisations)?;
         let seq: i64 = sqlx::query_scalar(
             "SELECT COALESCE(MAX(seq), -1) + 1 FROM endpoints WHERE service = $1",
         )

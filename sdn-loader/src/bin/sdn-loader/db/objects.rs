@@ -197,9 +197,7 @@ pub(super) async fn endpoint(db: &Db, origin: &Origin, cmd: EndpointCommand) -> 
 
 /// A prefix as typed (host bits are reported by validation, with the prefix meant).
 fn parse_prefix(client: &str, text: &str) -> Result<IpNet> {
-    text::parse_net(text).ok_or_else(|| {
-        anyhow!("client {client:?}: field `prefixes`: {text:?} is not an IP address or prefix")
-    })
+    text::parse_net(text).map_err(|e| anyhow!("client {client:?}: field `prefixes`: {e}"))
 }
 
 pub(super) async fn client(db: &Db, origin: &Origin, cmd: ClientCommand) -> Result<ExitCode> {
