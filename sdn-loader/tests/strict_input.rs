@@ -10,70 +10,15 @@
 //! Every refusal leaves the database as it was. Needs no root: nothing is loaded.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use chrono::Utc;
 use sdn_loader::db::{Db, DbError, Origin, text};
 use sdn_loader::policy::{Client, Endpoint, Organisation, Policy, PortRange, Protocol, Service};
 
-/// A database to test against; dropped (Postgres schema) by `finish`.
-struct Target {
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-    pg: Option<(String, String)>,
-}
-
-impl Target {
-    fn sqlite() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("sdn.db").display());
-        Self {
-            url,
-            _dir: Some(dir),
-            pg: None,
-        }
-    }
-
-    async fn postgres(test: &str) -> Option<Self> {
-        let Ok(base) = std::env::var("SDN_TEST_POSTGRES_URL") else {
-            assert!(
-                std::env::var_os("SDN_REQUIRE_POSTGRES").is_none(),
-                "SDN_REQUIRE_POSTGRES is set but SDN_TEST_POSTGRES_URL is not"
-            );
-            return None;
-        };
-        let schema = format!(
-            "sdn_strict_{test}_{}_{}",
-            std::process::id(),
-            Utc::now().timestamp_subsec_nanos()
-        );
-        let pool = sqlx::PgPool::connect(&base).await.unwrap();
-        sqlx::query(&format!("CREATE SCHEMA {schema}"))
-            .execute(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
-        Some(Self {
-            url,
-            _dir: None,
-            pg: Some((base, schema)),
-        })
-    }
-
-    async fn finish(self) {
-        if let Some((base, schema)) = &self.pg {
-            let pool = sqlx::PgPool::connect(base).await.unwrap();
-            sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-                .execute(&pool)
-                .await
-                .unwrap();
-            pool.close().await;
-        }
-    }
-}
+use support::target::Target;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_refuses_what_the_policy_file_refuses_sqlite() {

@@ -576,15 +576,14 @@ pub fn follow(
             }
             Err(SyncError::Db(e @ DbError::FileChanged { .. })) => {
                 let revision = fol.applied.map(|a| a.revision);
+                let shown = revision.map_or_else(|| "none".to_owned(), |r| r.to_string());
                 tracing::error!(
                     revision,
-                    "ALARM: agreement database {e}; keeping the policy in force (revision {}), following the file at that path once it is a valid database",
-                    revision.map_or_else(|| "none".to_owned(), |r| r.to_string())
+                    "ALARM: agreement database {e}; keeping the policy in force (revision {shown}), following the file at that path once it is a valid database"
                 );
                 file_gone = Some(format!(
-                    "agreement database {e} at {}; the policy in force (revision {}) came from the old file",
-                    crate::db::time_text(Utc::now()),
-                    revision.map_or_else(|| "none".to_owned(), |r| r.to_string())
+                    "agreement database {e} at {}; the policy in force (revision {shown}) came from the old file",
+                    crate::db::time_text(Utc::now())
                 ));
                 // Close the old file's connections before opening the path again: the last
                 // to close checkpoints and removes the `-wal` beside the path, which the new

@@ -13,5 +13,6 @@ pub mod daemon;
 pub mod r#gen;
 pub mod netns;
 pub mod oracle;
+pub mod target;
 
 pub use self::r#gen as generate;
