@@ -23,6 +23,11 @@ pub mod maps {
     pub const FRAGMENTS: &str = "SDN_FRAGMENTS";
     /// Per-agreement per-CPU counters, indexed by slot.
     pub const COUNTERS: &str = "SDN_COUNTERS";
+    /// Counter slot -> the agreement it was last handed to (`HashMap<u32, u32>`, written by
+    /// the loader, never read by the program). It outlives the agreement's removal, so the
+    /// KPI collector can attribute the last counts of an agreement that came and went between
+    /// two passes; the collector deletes the entry when it retires the slot.
+    pub const SLOT_OWNERS: &str = "SDN_SLOT_OWNERS";
     /// Per-CPU counters per reason (pass and drop reasons).
     pub const STATS: &str = "SDN_STATS";
     /// Per-CPU record of the last packet's decision (only written when `FLAG_RECORD_LAST`).

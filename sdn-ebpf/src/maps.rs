@@ -47,6 +47,12 @@ pub(crate) static SDN_FRAGMENTS: LruHashMap<FragmentKey, FragmentValue> =
 pub(crate) static SDN_COUNTERS: PerCpuArray<AgreementCounters> =
     PerCpuArray::with_max_entries(capacity::SLOTS, 0);
 
+/// Kept by the loader for the KPI collector (see `sdn_common::maps::SLOT_OWNERS`); the
+/// programs never touch it. Not preallocated: it holds about as many entries as agreements.
+#[map]
+pub(crate) static SDN_SLOT_OWNERS: HashMap<u32, u32> =
+    HashMap::with_max_entries(capacity::SLOTS, BPF_F_NO_PREALLOC);
+
 #[map]
 pub(crate) static SDN_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(reason::COUNT, 0);
 

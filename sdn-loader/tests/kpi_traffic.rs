@@ -392,6 +392,49 @@ fn freed_slots_are_collected_before_reuse() {
     });
     dp.apply(&compile(&p, today).unwrap()).unwrap();
     assert_eq!(dp.slots()[&1006], old);
+    // An agreement that comes and goes between two passes still has its packets recorded:
+    // the slot's owner is known from the owners map, not from the previous pass.
+    p.agreements.push(Agreement {
+        id: 1007,
+        client: "lab".into(),
+        service: "fmk".into(),
+        state: AgreementState::Approved,
+        expires: None,
+        vlan: Some(7),
+    });
+    dp.apply(&compile(&p, today).unwrap()).unwrap();
+    let brief = dp.slots()[&1007];
+    set_counters(&pin, [brief].into_iter(), 4);
+    p.agreements.retain(|a| a.id != 1007);
+    dp.apply(&compile(&p, today).unwrap()).unwrap();
+    now += chrono::Duration::minutes(1);
+    let r = rt.block_on(col.pass(now)).unwrap();
+    assert_eq!(r.retired, 1, "the slot 1007 left is collected and freed");
+    assert_eq!(
+        maps.slot_counters(brief).unwrap(),
+        sdn_common::AgreementCounters::default()
+    );
+    let rows = rt
+        .block_on(sdn_loader::kpi::query::run(
+            &store,
+            &sdn_loader::kpi::query::Query {
+                from: now - chrono::Duration::days(1),
+                to: now + chrono::Duration::days(1),
+                bucket: sdn_loader::kpi::Resolution::Day,
+                group: sdn_loader::kpi::query::Group::Agreement,
+                agreement: Some(1007),
+                service: None,
+                client: None,
+                organisation: None,
+                router: None,
+                top: None,
+                rank: sdn_loader::kpi::query::Rank::Bytes,
+            },
+        ))
+        .unwrap()
+        .rows;
+    assert_eq!(rows.len(), 1, "1007's packets were lost");
+    assert_eq!(rows[0].traffic.forward_packets, 4 * ncpus);
 }
 
 /// KPI measurements (figures printed, nothing timed is asserted):

@@ -29,6 +29,7 @@ impl Maps {
     /// Takes the maps from a loaded object (or any other source of `Map`s by name).
     pub(super) fn from_source(
         mut take: impl FnMut(&'static str) -> Result<Map, DataplaneError>,
+        owners: Option<Map>,
     ) -> Result<Self, DataplaneError> {
         Ok(Self {
             config: Array::try_from(take(maps::CONFIG)?).map_err(map_err(maps::CONFIG))?,
@@ -41,16 +42,27 @@ impl Maps {
             stats: PerCpuArray::try_from(take(maps::STATS)?).map_err(map_err(maps::STATS))?,
             last: Array::try_from(take(maps::LAST)?).map_err(map_err(maps::LAST))?,
             flows4: Array::try_from(take(maps::FLOWS4)?).map_err(map_err(maps::FLOWS4))?,
+            owners: owners
+                .map(HashMap::try_from)
+                .transpose()
+                .map_err(map_err(maps::SLOT_OWNERS))?,
         })
     }
 
     /// Opens the maps pinned under `pin_dir/maps/` by a running data plane.
     pub fn open_pinned(pin_dir: &Path) -> Result<Self, DataplaneError> {
         let dir = pin_dir.join(crate::paths::MAPS_SUBDIR);
-        Self::from_source(|name| {
+        let open = |name: &'static str| {
             let data = MapData::from_pin(dir.join(name)).map_err(map_err(name))?;
             Map::from_map_data(data).map_err(map_err(name))
-        })
+        };
+        // Pins of a data plane started by an older build have no owner map.
+        let owners = if dir.join(maps::SLOT_OWNERS).exists() {
+            Some(open(maps::SLOT_OWNERS)?)
+        } else {
+            None
+        };
+        Self::from_source(open, owners)
     }
 
     /// The configuration in force.
@@ -190,6 +202,62 @@ impl Maps {
         self.counters
             .set(slot, zero, 0)
             .map_err(map_err(maps::COUNTERS))
+    }
+
+    /// Slot -> the agreement it was last handed to, for every slot not yet retired by the
+    /// collector (empty when the pins have no owner map).
+    pub fn slot_owners(&self) -> Result<StdHashMap<u32, u32>, DataplaneError> {
+        let Some(owners) = &self.owners else {
+            return Ok(StdHashMap::new());
+        };
+        let limit = owners.map().info().map_or(0, |i| i.max_entries()) as usize;
+        let mut out = StdHashMap::new();
+        match crate::kpi::batch::lookup_all(owners.map().fd(), None, 4, 4, limit, 8192) {
+            Ok((keys, values)) => {
+                for (k, v) in keys.chunks_exact(4).zip(values.chunks_exact(4)) {
+                    let word = |b: &[u8]| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+                    out.insert(word(k), word(v));
+                }
+            }
+            // A kernel without batch lookups on hash maps: one entry at a time.
+            Err(_) => {
+                for item in owners.iter() {
+                    let (k, v) = item.map_err(map_err(maps::SLOT_OWNERS))?;
+                    out.insert(k, v);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records that `slot` now counts for `agreement`.
+    pub(super) fn set_slot_owner(
+        &mut self,
+        slot: u32,
+        agreement: u32,
+    ) -> Result<(), DataplaneError> {
+        match &mut self.owners {
+            Some(o) => o
+                .insert(slot, agreement, 0)
+                .map_err(map_err(maps::SLOT_OWNERS)),
+            None => Ok(()),
+        }
+    }
+
+    /// Forgets `slot`'s owner if it is still `agreement` (the collector, once it has recorded
+    /// the slot's last counts; a loader that handed the slot on meanwhile keeps its entry).
+    pub fn release_slot_owner(&mut self, slot: u32, agreement: u32) -> Result<(), DataplaneError> {
+        let Some(o) = &mut self.owners else {
+            return Ok(());
+        };
+        match o.get(&slot, 0) {
+            Ok(a) if a == agreement => match o.remove(&slot) {
+                Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+                Err(e) => Err(map_err(maps::SLOT_OWNERS)(e)),
+            },
+            Ok(_) | Err(MapError::KeyNotFound) => Ok(()),
+            Err(e) => Err(map_err(maps::SLOT_OWNERS)(e)),
+        }
     }
 
     /// Counter slots in the map.

@@ -154,6 +154,9 @@ pub struct Maps {
     stats: PerCpuArray<MapData, u64>,
     last: Array<MapData, LastDecision>,
     flows4: Array<MapData, FlowBucket4>,
+    /// Slot -> agreement it was last handed to; absent in pins of a data plane started by a
+    /// build that predates it (collection then knows only the slots in force).
+    owners: Option<HashMap<MapData, u32, u32>>,
 }
 
 /// A loaded program with its maps.
@@ -168,9 +171,12 @@ pub struct Dataplane {
     live: Option<(usize, usize)>,
     /// Whether this instance emptied the inactive generation itself (no leftovers to clear).
     next_clean: bool,
+    /// Whether this instance has written the owner of every slot in force (pins of an older
+    /// build may lack them).
+    owners_written: bool,
 }
 
-const ALL_MAPS: [&str; 12] = [
+const ALL_MAPS: [&str; 13] = [
     maps::FLOWS4,
     maps::SCRATCH,
     maps::JUMP,
@@ -181,6 +187,7 @@ const ALL_MAPS: [&str; 12] = [
     maps::FLOWS,
     maps::FRAGMENTS,
     maps::COUNTERS,
+    maps::SLOT_OWNERS,
     maps::STATS,
     maps::LAST,
 ];
@@ -212,7 +219,7 @@ fn random_keys() -> [u32; 4] {
 /// Key and value sizes of the maps whose types this build shares with the program (the
 /// scratch and jump maps are the program's own business, and their pins are re-created
 /// with the program).
-fn map_layouts() -> [(&'static str, usize, usize); 10] {
+fn map_layouts() -> [(&'static str, usize, usize); 11] {
     use sdn_common::{FlowKey, FlowValue, FragmentKey, FragmentValue};
     use std::mem::size_of;
     [
@@ -232,6 +239,7 @@ fn map_layouts() -> [(&'static str, usize, usize); 10] {
             size_of::<FragmentValue>(),
         ),
         (maps::COUNTERS, 4, size_of::<AgreementCounters>()),
+        (maps::SLOT_OWNERS, 4, 4),
         (maps::STATS, 4, 8),
         (maps::LAST, 4, size_of::<LastDecision>()),
     ]
@@ -293,6 +301,7 @@ impl Dataplane {
         let mut loader = EbpfLoader::new();
         loader
             .map_max_entries(maps::COUNTERS, caps.slots)
+            .map_max_entries(maps::SLOT_OWNERS, caps.slots)
             .map_max_entries(maps::FLOWS, caps.flows)
             .map_max_entries(maps::FLOWS4, flow_buckets(caps.flows))
             .map_max_entries(maps::FRAGMENTS, caps.fragments)
@@ -351,8 +360,13 @@ impl Dataplane {
             jump.set(slot, &fd, 0).map_err(map_err(maps::JUMP))?;
         }
 
-        let maps =
-            Maps::from_source(|name| ebpf.take_map(name).ok_or(DataplaneError::MissingMap(name)))?;
+        let owners = ebpf
+            .take_map(maps::SLOT_OWNERS)
+            .ok_or(DataplaneError::MissingMap(maps::SLOT_OWNERS))?;
+        let maps = Maps::from_source(
+            |name| ebpf.take_map(name).ok_or(DataplaneError::MissingMap(name)),
+            Some(owners),
+        )?;
         let mut dp = Self {
             ebpf,
             maps,
@@ -360,6 +374,7 @@ impl Dataplane {
             slots: BTreeMap::new(),
             live: None,
             next_clean: false,
+            owners_written: false,
         };
         dp.caps.slots = dp.maps.counters.len();
         if dp.config()?.flow_timeout == 0 {
@@ -454,12 +469,18 @@ impl Dataplane {
     }
 
     /// Assigns slots for `agreements`: kept ones keep theirs, new ones get free slots whose
-    /// counters are zeroed first (a slot may have belonged to a removed agreement).
+    /// counters are zeroed first (a slot may have belonged to a removed agreement), and every
+    /// slot handed out is recorded in the owner map before the switch.
     ///
-    /// Free slots whose counters are all zero are taken first: a slot that still holds
-    /// counts of a removed agreement waits until the KPI collector has recorded them (it
-    /// zeroes the slot then), so no agreement's last counts are wiped before they are
-    /// collected. Only when no clean slot is left is such a slot reused (and zeroed).
+    /// Free slots are taken in this order, so that no agreement's counts are wiped before the
+    /// KPI collector has recorded them or counted for another agreement:
+    /// 1. counters all zero, and not used by the generation in force (a slot of an agreement
+    ///    this very change removes could still count that agreement's packets until the
+    ///    switch);
+    /// 2. counters all zero, used by the generation in force;
+    /// 3. counters not zero: the last counts of a removed agreement that the collector has
+    ///    not recorded yet (it zeroes the slot once it has). Taken only when nothing else is
+    ///    left; those counts are then lost, and a warning says so.
     fn assign_slots(&mut self, agreements: &[u32]) -> Result<BTreeMap<u32, u32>, DataplaneError> {
         if agreements.len() > self.caps.slots as usize {
             return Err(DataplaneError::SlotsFull {
@@ -482,7 +503,13 @@ impl Dataplane {
             .copied()
             .filter(|id| !out.contains_key(id))
             .collect();
-        let free = self.free_slots_clean_first(&used, new_ids.len())?;
+        let mut in_force = vec![false; self.caps.slots as usize];
+        for &s in self.slots.values() {
+            if let Some(f) = in_force.get_mut(s as usize) {
+                *f = true;
+            }
+        }
+        let free = self.free_slots_by_preference(&used, &in_force, new_ids.len())?;
         if free.len() < new_ids.len() {
             return Err(DataplaneError::SlotsFull {
                 needed: agreements.len(),
@@ -490,9 +517,11 @@ impl Dataplane {
             });
         }
         let ncpus = aya::util::nr_cpus().map_err(|(_, e)| DataplaneError::Cpus(e))?;
+        let mut wiped = 0usize;
         for (id, (s, clean)) in new_ids.iter().zip(free) {
             out.insert(*id, s);
             if !clean {
+                wiped += 1;
                 let zero = PerCpuValues::try_from(vec![AgreementCounters::default(); ncpus])
                     .map_err(DataplaneError::Cpus)?;
                 self.maps
@@ -500,15 +529,33 @@ impl Dataplane {
                     .set(s, zero, 0)
                     .map_err(map_err(maps::COUNTERS))?;
             }
+            self.maps.set_slot_owner(s, *id)?;
+        }
+        if wiped > 0 {
+            tracing::warn!(
+                slots = wiped,
+                capacity = self.caps.slots,
+                "counter slots reused before the KPI collector recorded their last counts (those counts are lost): the counter map is nearly full"
+            );
+        }
+        if !self.owners_written {
+            // Slots kept from pins written by an older build may have no owner yet.
+            for (id, s) in &out {
+                if self.slots.get(id) == Some(s) {
+                    self.maps.set_slot_owner(*s, *id)?;
+                }
+            }
+            self.owners_written = true;
         }
         Ok(out)
     }
 
-    /// Up to `n` free slots (not in `used`), clean ones (all counters zero) first, each with
-    /// whether it is clean.
-    fn free_slots_clean_first(
+    /// Up to `n` free slots (not in `used`) in the order of [`Self::assign_slots`], each with
+    /// whether its counters are all zero.
+    fn free_slots_by_preference(
         &self,
         used: &[bool],
+        in_force: &[bool],
         n: usize,
     ) -> Result<Vec<(u32, bool)>, DataplaneError> {
         if n == 0 {
@@ -517,22 +564,32 @@ impl Dataplane {
         let total = used.len();
         // Read the counters of a prefix of the array, growing it until enough clean free
         // slots are found (slots are handed out from the bottom, so the prefix is short).
-        let mut scan = (used.iter().filter(|u| **u).count() + 2 * n + 1024).min(total);
+        let mut scan = (used.iter().filter(|u| **u).count()
+            + in_force.iter().filter(|u| **u).count()
+            + 2 * n
+            + 1024)
+            .min(total);
         loop {
             let counters = self.maps.slot_counters_upto(scan as u32)?;
-            let clean: Vec<u32> = (0..scan)
-                .filter(|&i| !used[i] && counters[i] == AgreementCounters::default())
-                .map(|i| i as u32)
+            let clean = |i: usize| !used[i] && counters[i] == AgreementCounters::default();
+            let mut out: Vec<(u32, bool)> = (0..scan)
+                .filter(|&i| clean(i) && !in_force[i])
+                .map(|i| (i as u32, true))
                 .take(n)
                 .collect();
-            if clean.len() == n || scan == total {
-                let mut out: Vec<(u32, bool)> = clean.iter().map(|&s| (s, true)).collect();
+            if out.len() == n || scan == total {
+                let second = (0..scan)
+                    .filter(|&i| clean(i) && in_force[i])
+                    .map(|i| (i as u32, true));
+                let need = n - out.len();
+                out.extend(second.take(need));
                 let dirty = (0..total)
                     .filter(|&i| {
                         !used[i] && (i >= scan || counters[i] != AgreementCounters::default())
                     })
                     .map(|i| (i as u32, false));
-                out.extend(dirty.take(n - out.len()));
+                let need = n - out.len();
+                out.extend(dirty.take(need));
                 return Ok(out);
             }
             scan = (scan * 2).min(total);

@@ -24,6 +24,10 @@ pub struct Baseline {
 pub struct Observation {
     /// Agreement id -> slot, of the policy in force.
     pub slots: BTreeMap<u32, u32>,
+    /// Slot -> the agreement it was last handed to, for slots not yet retired (in force or
+    /// not): how the last counts of an agreement that came and went between two passes are
+    /// found and attributed.
+    pub owners: HashMap<u32, u32>,
     /// Counters by slot (summed over CPUs), for slots `0..len`.
     pub counters: Vec<Traffic>,
     /// Packets per reason (summed over CPUs).
@@ -43,8 +47,9 @@ pub struct Plan {
     pub drop_slots: Vec<u32>,
     /// Reason baselines to write.
     pub set_reasons: Vec<(String, u64)>,
-    /// Slots whose agreement left the policy: zero them once the pass is committed.
-    pub retire: Vec<u32>,
+    /// Slots whose agreement left the policy, with that agreement: zero them and release
+    /// their owner entry once the pass is committed.
+    pub retire: Vec<(u32, u32)>,
 }
 
 /// Computes a pass from the baseline and a reading (pure: the counting rules live here).
@@ -76,15 +81,36 @@ pub fn plan(base: &Baseline, obs: &Observation) -> Plan {
             // clean slot was free); the new owner's baseline replaces this one.
             Some(_) => {}
             None => {
-                // The agreement left the policy: its last counts are still in the slot.
-                let delta = at(slot).since(old);
+                // The agreement left the policy: its last counts are still in the slot,
+                // unless the slot was handed to another agreement (from zero) that has left
+                // too since the last pass.
+                let (owner, delta) = match obs.owners.get(&slot) {
+                    Some(o) if o != agreement => (*o, at(slot)),
+                    _ => (*agreement, at(slot).since(old)),
+                };
                 if !delta.is_zero() {
-                    p.traffic.entry(*agreement).or_default().add(&delta);
+                    p.traffic.entry(owner).or_default().add(&delta);
                 }
                 p.drop_slots.push(slot);
-                p.retire.push(slot);
+                p.retire.push((slot, owner));
             }
         }
+    }
+    // Agreements that came and went between two passes: never in a baseline, their slot is
+    // known only from its owner entry (its counts start from zero, as handed out).
+    let mut unseen: Vec<(u32, u32)> = obs
+        .owners
+        .iter()
+        .filter(|(s, _)| !in_force.contains_key(s) && !base.slots.contains_key(s))
+        .map(|(&s, &a)| (s, a))
+        .collect();
+    unseen.sort_unstable();
+    for (slot, owner) in unseen {
+        let delta = at(slot);
+        if !delta.is_zero() {
+            p.traffic.entry(owner).or_default().add(&delta);
+        }
+        p.retire.push((slot, owner));
     }
     for (name, now) in &obs.reasons {
         let old = base.reasons.get(*name).copied();
@@ -166,10 +192,12 @@ impl Collector {
     /// [`KpiError::Dataplane`].
     pub fn observe(&self, known_slots: impl Iterator<Item = u32>) -> Result<Observation, KpiError> {
         let slots = self.maps.slots_in_force()?;
+        let owners = self.maps.slot_owners()?;
         let upto = slots
             .values()
             .copied()
             .chain(known_slots)
+            .chain(owners.keys().copied())
             .max()
             .map_or(0, |m| m + 1);
         let counters = self
@@ -189,6 +217,7 @@ impl Collector {
             .collect();
         Ok(Observation {
             slots,
+            owners,
             counters,
             reasons,
         })
@@ -225,9 +254,10 @@ impl Collector {
         if !p.retire.is_empty() {
             let in_force: std::collections::HashSet<u32> =
                 self.maps.slots_in_force()?.into_values().collect();
-            for s in &p.retire {
-                if !in_force.contains(s) {
-                    self.maps.zero_slot(*s)?;
+            for &(s, owner) in &p.retire {
+                if !in_force.contains(&s) {
+                    self.maps.zero_slot(s)?;
+                    self.maps.release_slot_owner(s, owner)?;
                     retired += 1;
                 }
             }
@@ -297,9 +327,18 @@ mod tests {
     fn obs(slots: &[(u32, u32)], counters: &[u64]) -> Observation {
         Observation {
             slots: slots.iter().copied().collect(),
+            // The loader records an owner for every slot it hands out.
+            owners: slots.iter().map(|&(a, s)| (s, a)).collect(),
             counters: counters.iter().map(|&p| t(p)).collect(),
             reasons: vec![("no-agreement", 0)],
         }
+    }
+
+    /// A reading where `gone` (slot, agreement) left the policy but keep their owner entry.
+    fn obs_with_gone(slots: &[(u32, u32)], gone: &[(u32, u32)], counters: &[u64]) -> Observation {
+        let mut o = obs(slots, counters);
+        o.owners.extend(gone.iter().copied());
+        o
     }
 
     /// Replays a sequence of readings and returns the total recorded per agreement.
@@ -336,7 +375,7 @@ mod tests {
         // Agreement 2 left the policy after 3 more packets.
         let p = plan(&base, &obs(&[(1, 0)], &[5, 10]));
         assert_eq!(p.traffic.get(&2).map(|t| t.forward_packets), Some(3));
-        assert_eq!(p.retire, vec![1]);
+        assert_eq!(p.retire, vec![(1, 2)]);
         assert_eq!(p.drop_slots, vec![1]);
     }
 
@@ -349,6 +388,33 @@ mod tests {
             obs(&[(1, 0), (3, 1)], &[5, 4]),
         ]);
         assert_eq!(total, BTreeMap::from([(1, 5), (2, 7), (3, 4)]));
+    }
+
+    #[test]
+    fn an_agreement_that_came_and_went_between_passes_is_counted() {
+        // Agreement 2 was approved (slot 1), carried 3 packets and was revoked, all between
+        // two passes: only its owner entry tells whose counts slot 1 holds.
+        let total = run(&[
+            obs(&[(1, 0)], &[5]),
+            obs_with_gone(&[(1, 0)], &[(1, 2)], &[6, 3]),
+        ]);
+        assert_eq!(total, BTreeMap::from([(1, 6), (2, 3)]));
+        let mut base = Baseline::default();
+        base.apply(&plan(&base, &obs(&[(1, 0)], &[5])));
+        let p = plan(&base, &obs_with_gone(&[(1, 0)], &[(1, 2)], &[6, 3]));
+        assert_eq!(p.retire, vec![(1, 2)]);
+    }
+
+    #[test]
+    fn a_slot_handed_on_and_left_again_counts_for_its_last_owner() {
+        // Slot 1 held agreement 2 (7 recorded); with the map full it was zeroed and handed to
+        // agreement 3, which counted 4 and left before the next pass. The 4 are 3's.
+        let mut base = Baseline::default();
+        base.apply(&plan(&base, &obs(&[(1, 0), (2, 1)], &[5, 7])));
+        let p = plan(&base, &obs_with_gone(&[(1, 0)], &[(1, 3)], &[5, 4]));
+        assert_eq!(p.traffic.get(&3).map(|t| t.forward_packets), Some(4));
+        assert_eq!(p.traffic.get(&2), None);
+        assert_eq!(p.retire, vec![(1, 3)]);
     }
 
     #[test]
