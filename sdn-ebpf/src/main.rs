@@ -60,7 +60,7 @@ pub fn sdn_filter(ctx: XdpContext) -> u32 {
     let Some(cfg) = config() else {
         return action::DROP;
     };
-    let len = (ctx.data_end() - ctx.data()) as u64;
+    let len = packet::frame_len(&ctx) as u64;
     let now = now_ns();
     // Established plain IPv4 TCP/UDP: one compact flow lookup, no general parse.
     let mut known = None;

@@ -4,7 +4,10 @@
 //! Every read goes through `at`, which checks the frame end; semantic limits (IP total length,
 //! IPv6 payload length) are checked separately against `l3_end`.
 
-use aya_ebpf::{helpers::generated::bpf_xdp_load_bytes, programs::XdpContext};
+use aya_ebpf::{
+    helpers::generated::{bpf_xdp_get_buff_len, bpf_xdp_load_bytes},
+    programs::XdpContext,
+};
 use core::ffi::c_void;
 use sdn_common::{MAX_EXT_HEADERS, family, reason};
 
@@ -241,6 +244,16 @@ fn walk_v6(ctx: &XdpContext, mut off: usize, l3_end: usize, mut nh: u8) -> Resul
     Ok(chain)
 }
 
+/// The whole frame's length. An attached program (not frags-aware) always sees a linear
+/// frame, where this is `data_end - data`; a test run puts the tail of a frame larger than a
+/// page in fragments, and this counts them too, so replay judges jumbo frames as the
+/// attached program does.
+#[inline(always)]
+pub(crate) fn frame_len(ctx: &XdpContext) -> usize {
+    // SAFETY: `ctx.ctx` is the context the kernel handed this program.
+    unsafe { bpf_xdp_get_buff_len(ctx.ctx) as usize }
+}
+
 pub(crate) fn parse(ctx: &XdpContext) -> Result<Parsed, u32> {
     let start = ctx.data();
     let end = ctx.data_end();
@@ -283,7 +296,7 @@ pub(crate) fn parse(ctx: &XdpContext) -> Result<Parsed, u32> {
         quoted_off: 0,
         l3_end: 0,
     };
-    let frame_len = end - start;
+    let frame_len = frame_len(ctx);
     // Whether the transport offset came out of an extension-header walk (see `load`).
     let mut indirect = false;
     let l4;

@@ -22,6 +22,15 @@ use crate::{
 /// Smallest frame the kernel will run (an Ethernet header).
 pub const MIN_FRAME: usize = 14;
 
+/// Largest frame the test run is known to take whole: 4,096 - 256 (headroom) - 320 (shared
+/// info) bytes linear plus 17 fragments of 4,096. A frame above a page is split that way, and
+/// the program reads its length with `bpf_xdp_get_buff_len`, so it is judged as a linear frame
+/// of that size on an attached interface would be.
+pub const MAX_JUDGED_FRAME: usize = 3_520 + 17 * 4_096;
+
+/// Frames up to this size are always linear in a test run; a failure below it is a real one.
+const LINEAR_FRAME: usize = 3_520;
+
 /// Errors of replay and explain.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
@@ -82,6 +91,21 @@ pub enum ReplayError {
         path: String,
         /// The capture's link type.
         link: String,
+    },
+    /// A frame larger than the kernel's test run takes (a linear part of about 3.5 KB plus
+    /// 17 page fragments, ~73 KB: more than any interface MTU carries). The frame is not
+    /// judged; a replay reports it and goes on with the next.
+    #[error(
+        "frame {index} (0-based, {bytes} bytes) was not judged: the kernel's test run refused it ({source}); frames of up to {MAX_JUDGED_FRAME} bytes, more than any interface MTU carries, are judged"
+    )]
+    TooLarge {
+        /// Frame index.
+        index: usize,
+        /// Frame size.
+        bytes: usize,
+        /// What the kernel said.
+        #[source]
+        source: DataplaneError,
     },
     /// The kernel returned an action the program never returns on purpose.
     #[error("frame {index}: the XDP program returned action {action} (aborted or unknown)")]
@@ -174,7 +198,17 @@ impl Replayer {
                 transaction: false,
             });
         }
-        let r = self.dp.run_frame(frame)?;
+        let r = match self.dp.run_frame(frame) {
+            Ok(r) => r,
+            Err(source) if frame.len() > LINEAR_FRAME => {
+                return Err(ReplayError::TooLarge {
+                    index,
+                    bytes: frame.len(),
+                    source,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
         let verdict = match r.action {
             action::PASS => Action::Pass,
             action::DROP => Action::Drop,
@@ -290,6 +324,8 @@ pub struct Summary {
     pub dropped: usize,
     /// Transactions started.
     pub transactions: usize,
+    /// Frames the kernel's test run would not take ([`ReplayError::TooLarge`]).
+    pub not_judged: usize,
 }
 
 impl Summary {

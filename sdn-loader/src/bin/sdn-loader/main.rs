@@ -26,7 +26,7 @@ use sdn_loader::{
     tools::{
         explain::describe,
         frames::{self as synth, Spec},
-        replay::{Replayer, Summary, read_capture},
+        replay::{ReplayError, Replayer, Summary, read_capture},
     },
 };
 use serde::Serialize;

@@ -36,7 +36,28 @@ pub(crate) fn replay(
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     for f in &frames {
-        let v = r.judge(f)?;
+        let v = match r.judge(f) {
+            Ok(v) => v,
+            Err(e @ ReplayError::TooLarge { index, bytes, .. }) => {
+                // Named and skipped: the frames after it are still judged.
+                sum.frames += 1;
+                sum.not_judged += 1;
+                let why = format!("{:#}", anyhow::Error::from(e));
+                if json {
+                    let line = serde_json::json!({
+                        "index": index,
+                        "verdict": "not-judged",
+                        "bytes": bytes,
+                        "error": why,
+                    });
+                    writeln!(out, "{line}")?;
+                } else {
+                    writeln!(out, "{index:>6} not-judged: {why}")?;
+                }
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         sum.add(&v);
         if json {
             writeln!(out, "{}", serde_json::to_string(&v)?)?;
@@ -56,15 +77,25 @@ pub(crate) fn replay(
         }
     }
     out.flush()?;
+    let not_judged = if sum.not_judged == 0 {
+        String::new()
+    } else {
+        format!(", {} not judged (too large for a test run)", sum.not_judged)
+    };
     eprintln!(
-        "{} frames: {} passed, {} dropped, {} transactions (policy {}, as of {date})",
+        "{} frames: {} passed, {} dropped{not_judged}, {} transactions (policy {}, as of {date})",
         sum.frames,
         sum.passed,
         sum.dropped,
         sum.transactions,
         policy_path.display()
     );
-    Ok(ExitCode::SUCCESS)
+    // Exit 2 when the output is complete but some frames have no verdict (see README).
+    Ok(if sum.not_judged == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 pub(crate) fn explain(
