@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use sdn_loader::db::{Db, Origin};
+use sdn_loader::kpi::connections::Limits;
 use sdn_loader::kpi::http::{self, HttpState};
 use sdn_loader::kpi::{
     KpiStore, Resolution, Retention, Traffic,
@@ -315,11 +316,12 @@ fn json_api_answers_the_same_as_the_cli() {
             pin_dir: None,
             router: "hub-a".into(),
             cardinality: Cardinality::All,
+            connections: Arc::default(),
         });
         let listener = http::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(http::serve(listener, state, async {
+        tokio::spawn(http::serve(listener, state, Limits::default(), async {
             let _ = rx.await;
         }));
         (addr, tx)
@@ -480,6 +482,14 @@ async fn full_snapshot(url: &str, store: &KpiStore) -> Snapshot {
             problem: Some("its link pin is gone".into()),
         }],
         database_up: Some(true),
+        http: Some(sdn_loader::kpi::connections::ConnCounts {
+            open: 3,
+            limit: 256,
+            accepted: 40,
+            closed: [1, 2, 3, 4],
+            requests_timed_out: 5,
+            accept_errors: 6,
+        }),
         ..Default::default()
     };
     store
@@ -574,6 +584,14 @@ async fn metrics_parse_and_carry_sync_state() {
     assert_eq!(value("sdn_sync_state", Some(("state", "held"))), 1.0);
     assert_eq!(value("sdn_kpi_last_pass_age_seconds", None), 60.0);
     assert!(text.contains("sdn_database_up 1\n"), "{text}");
+    assert_eq!(value("sdn_http_connections_open", None), 3.0);
+    assert_eq!(
+        value(
+            "sdn_http_connections_closed_total",
+            Some(("reason", "rejected"))
+        ),
+        4.0
+    );
     assert_eq!(
         value("sdn_interface_attached", Some(("interface", "eth1"))),
         0.0

@@ -523,6 +523,7 @@ fn measure_kpi() {
                 pin_dir: Some(pin.clone()),
                 router: "m".into(),
                 cardinality: sdn_loader::kpi::metrics::Cardinality::All,
+                connections: Default::default(),
             };
             let mut times = Vec::new();
             let mut size = 0;

@@ -7,7 +7,9 @@
 //! - `GET /api/v1/report/monthly?from=&to=&router=`: GB per month and organisation.
 //! - `GET /api/v1/zabbix/discovery`: Zabbix low-level discovery of agreements.
 //!
-//! Every route is GET only (other methods answer 405): nothing here changes state.
+//! Every route is GET only (other methods answer 405): nothing here changes state. Connections
+//! are capped and timed out ([`crate::kpi::connections`]), so no client can hold the server or
+//! take the loader's file descriptors.
 
 use std::sync::{Arc, Mutex};
 
@@ -24,6 +26,7 @@ use serde::Deserialize;
 use crate::dataplane::Maps;
 use crate::kpi::{
     KpiError, KpiStore, Resolution,
+    connections::{self, ConnStats, Limits},
     metrics::{self, Cardinality, Snapshot},
     parse_time,
     query::{self, QueryText},
@@ -44,6 +47,8 @@ pub struct HttpState {
     pub router: String,
     /// Cardinality guard for `/metrics`.
     pub cardinality: Cardinality,
+    /// The server's connection counters (exported in `/metrics`).
+    pub connections: Arc<ConnStats>,
 }
 
 /// Errors of the HTTP surface.
@@ -99,17 +104,18 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .with_state(state)
 }
 
-/// Serves on `listener` until `stop` completes.
+/// Serves on `listener` within `limits` until `stop` completes.
 ///
 /// # Errors
 /// [`HttpError::Serve`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<HttpState>,
+    limits: Limits,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), HttpError> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(stop)
+    let stats = Arc::clone(&state.connections);
+    connections::serve(listener, router(state), limits, stats, stop)
         .await
         .map_err(HttpError::Serve)
 }
@@ -156,6 +162,7 @@ pub async fn metrics_text(state: &HttpState) -> Result<String, KpiError> {
     }
     snap.database_up = Some(read.is_ok());
     snap.database_reopened = state.store.reopened();
+    snap.http = Some(state.connections.counts());
     Ok(metrics::render(&snap, state.cardinality))
 }
 

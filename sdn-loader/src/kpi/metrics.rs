@@ -79,6 +79,8 @@ pub struct Snapshot {
     pub database_up: Option<bool>,
     /// How often the SQLite file was found replaced and reopened by this process.
     pub database_reopened: u64,
+    /// The HTTP server's connections (`None`: not served over HTTP).
+    pub http: Option<crate::kpi::connections::ConnCounts>,
 }
 
 /// Reads the data plane's counters into a snapshot.
@@ -203,6 +205,12 @@ pub const METRIC_NAMES: &[&str] = &[
     "sdn_provisioning_agreements",
     "sdn_kpi_last_pass_age_seconds",
     "sdn_kpi_pass_duration_seconds",
+    "sdn_http_connections_open",
+    "sdn_http_connections_max",
+    "sdn_http_connections_accepted_total",
+    "sdn_http_connections_closed_total",
+    "sdn_http_requests_timed_out_total",
+    "sdn_http_accept_errors_total",
 ];
 
 /// A per-agreement counter family: name, help, and the field it shows.
@@ -356,6 +364,7 @@ pub fn render(s: &Snapshot, c: Cardinality) -> String {
          opened (a restore by mv).",
     );
     let _ = writeln!(out, "sdn_database_reopened_total {}", s.database_reopened);
+    render_http(&mut out, s.http.as_ref());
     let router = label(&s.router);
     let gauge = |out: &mut String, name: &str, help: &str, v: Option<f64>| {
         family(out, name, "gauge", help);
@@ -451,6 +460,69 @@ pub fn render(s: &Snapshot, c: Cardinality) -> String {
         pass_s,
     );
     out
+}
+
+/// The HTTP server's connection families (no samples without a server).
+fn render_http(out: &mut String, h: Option<&crate::kpi::connections::ConnCounts>) {
+    use crate::kpi::connections::CloseReason;
+    let one = |out: &mut String, name: &str, kind: &str, help: &str, v: Option<u64>| {
+        family(out, name, kind, help);
+        if let Some(v) = v {
+            let _ = writeln!(out, "{name} {v}");
+        }
+    };
+    one(
+        out,
+        "sdn_http_connections_open",
+        "gauge",
+        "HTTP connections open now.",
+        h.map(|h| h.open),
+    );
+    one(
+        out,
+        "sdn_http_connections_max",
+        "gauge",
+        "The HTTP connection cap in force (--http-max-connections, bounded by the file limit).",
+        h.map(|h| h.limit),
+    );
+    one(
+        out,
+        "sdn_http_connections_accepted_total",
+        "counter",
+        "HTTP connections accepted.",
+        h.map(|h| h.accepted),
+    );
+    family(
+        out,
+        "sdn_http_connections_closed_total",
+        "counter",
+        "HTTP connections the server closed: header-timeout (slow headers), idle-timeout, \
+         evicted (an idle one gave its place to a new one at the cap), rejected (503 at the cap).",
+    );
+    if let Some(h) = h {
+        for r in CloseReason::ALL {
+            let _ = writeln!(
+                out,
+                "sdn_http_connections_closed_total{{reason=\"{}\"}} {}",
+                r.name(),
+                h.closed[r as usize]
+            );
+        }
+    }
+    one(
+        out,
+        "sdn_http_requests_timed_out_total",
+        "counter",
+        "HTTP requests answered 503 for running longer than --http-request-timeout.",
+        h.map(|h| h.requests_timed_out),
+    );
+    one(
+        out,
+        "sdn_http_accept_errors_total",
+        "counter",
+        "Failed accepts (file descriptors exhausted, say): alert when it grows.",
+        h.map(|h| h.accept_errors),
+    );
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@
 
 pub(crate) mod batch;
 pub mod collect;
+pub mod connections;
 pub mod http;
 pub mod metrics;
 pub mod query;

@@ -12,6 +12,7 @@ use anyhow::{Context as _, Result};
 use chrono::Utc;
 use clap::Subcommand;
 use sdn_loader::dataplane::Maps;
+use sdn_loader::kpi::connections::Limits;
 use sdn_loader::kpi::http::{self, HttpState};
 use sdn_loader::kpi::{
     Collector, KpiStore, Resolution, Retention,
@@ -118,7 +119,39 @@ pub(crate) enum KpiCommand {
         /// Per-agreement series: all, none, or the top N by bytes.
         #[arg(long, default_value = "all")]
         metrics_agreements: String,
+        #[command(flatten)]
+        limits: HttpLimits,
     },
+}
+
+/// Connection limits of the HTTP server (`kpi serve` and `run --db`).
+#[derive(Clone, Debug, clap::Args)]
+pub(crate) struct HttpLimits {
+    /// HTTP connections open at once (also bounded by the file limit, less 128 kept for the
+    /// database and the data plane). At the cap a new connection replaces the oldest idle one,
+    /// or gets 503 when every connection runs a request.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub http_max_connections: u32,
+    /// Seconds a client may take to send a request's headers (slowloris).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub http_header_timeout: u64,
+    /// Seconds a connection may stay open without a request (keep-alive included).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub http_idle_timeout: u64,
+    /// Seconds a request may take before it is answered 503.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub http_request_timeout: u64,
+}
+
+impl HttpLimits {
+    fn limits(&self) -> Limits {
+        Limits {
+            max_connections: self.http_max_connections as usize,
+            header_timeout: Duration::from_secs(self.http_header_timeout),
+            idle_timeout: Duration::from_secs(self.http_idle_timeout),
+            request_timeout: Duration::from_secs(self.http_request_timeout),
+        }
+    }
 }
 
 /// Default retention of the buckets.
@@ -310,6 +343,7 @@ pub(crate) fn run(url: &str, cmd: KpiCommand, stop: &'static AtomicBool) -> Resu
                 router,
                 pin_dir,
                 metrics_agreements,
+                limits,
             } => {
                 let maps = pin_dir.as_deref().map(open_maps).transpose()?;
                 let state = Arc::new(HttpState {
@@ -318,11 +352,12 @@ pub(crate) fn run(url: &str, cmd: KpiCommand, stop: &'static AtomicBool) -> Resu
                     pin_dir: pin_dir.clone(),
                     router,
                     cardinality: Cardinality::parse(&metrics_agreements)?,
+                    connections: Arc::default(),
                 });
                 let listener = http::bind(&listen).await?;
                 eprintln!("serving http://{listen}/metrics and /api/v1/");
                 install_stop_handler();
-                http::serve(listener, state, wait_for(stop)).await?;
+                http::serve(listener, state, limits.limits(), wait_for(stop)).await?;
             }
         }
         Ok(ExitCode::SUCCESS)
@@ -376,6 +411,8 @@ pub(crate) struct DaemonKpi {
     /// How long KPI buckets are kept, e.g. minutes=7d,hours=365d,days=forever.
     #[arg(long, default_value = DEFAULT_RETENTION)]
     pub kpi_retention: String,
+    #[command(flatten)]
+    pub http_limits: HttpLimits,
 }
 
 /// Starts the collector and the HTTP server in a thread of their own (with their own tokio
@@ -435,11 +472,17 @@ pub(crate) fn start_daemon(
                         pin_dir: Some(pin_dir.clone()),
                         router: router.clone(),
                         cardinality,
+                        connections: Arc::default(),
                     });
                     match http::bind(&opts.listen).await {
                         Ok(listener) => {
                             tracing::info!("serving http://{}/metrics and /api/v1/", opts.listen);
-                            Some(tokio::spawn(http::serve(listener, state, wait_for(stop))))
+                            Some(tokio::spawn(http::serve(
+                                listener,
+                                state,
+                                opts.http_limits.limits(),
+                                wait_for(stop),
+                            )))
                         }
                         Err(e) => {
                             tracing::error!("no HTTP server: {e:#}");
