@@ -159,9 +159,37 @@ fn closed_within(s: &mut TcpStream, trickle: &[u8], limit: Duration) -> Option<D
     None
 }
 
+/// Lets this test process hold `n` files (machines default to a soft limit of 1,024; root may
+/// raise the hard limit too).
+fn allow_files(n: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the struct we pass.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        if lim.rlim_cur < n {
+            let want = libc::rlimit {
+                rlim_cur: n,
+                rlim_max: lim.rlim_max.max(n),
+            };
+            assert_eq!(
+                libc::setrlimit(libc::RLIMIT_NOFILE, &want),
+                0,
+                "this test holds {n} connections; its file limit is {} (hard {}) and cannot be raised: {}",
+                lim.rlim_cur,
+                lim.rlim_max,
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+}
+
 #[test]
 fn idle_connections_beyond_the_file_limit_do_not_lock_out_a_scrape() {
     const IDLE: usize = 1_100;
+    allow_files(4_096);
     let srv = server(Some(1_024), &["--http-max-connections", "256"]);
     let mut idle = Vec::with_capacity(IDLE);
     for i in 0..IDLE {

@@ -52,6 +52,8 @@ pub(crate) struct ClientResult {
     pub(crate) samples: Vec<Sample>,
     /// `sdn_sync_applied_revision` over time (client 0 only).
     pub(crate) applied: Vec<(f64, u64)>,
+    /// The first answer that was not 200: time, status and the start of its body.
+    pub(crate) first_error: Option<(f64, u16, String)>,
 }
 
 fn request(
@@ -155,7 +157,14 @@ pub(crate) fn start(
                                 }
                                 Outcome::Ok
                             }
-                            Ok((s, _)) => Outcome::Status(*s),
+                            Ok((s, body)) => {
+                                if r.first_error.is_none() {
+                                    let text = String::from_utf8_lossy(body);
+                                    r.first_error =
+                                        Some((clock.t(), *s, text.chars().take(300).collect()));
+                                }
+                                Outcome::Status(*s)
+                            }
                             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
                                 Outcome::Refused
                             }

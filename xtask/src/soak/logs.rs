@@ -26,6 +26,9 @@ pub(crate) struct Logs {
     pub(crate) bad: Vec<String>,
     /// "keeping the policy in force, retrying" lines (the database could not be read).
     pub(crate) unreachable: usize,
+    /// ALARM lines about the database file vanishing or being replaced: (time, line). The
+    /// soak's outages move the file aside, so these are expected inside an outage only.
+    pub(crate) file_alarms: Vec<(f64, String)>,
 }
 
 /// Reads every `loader-*.log` of the run.
@@ -66,6 +69,13 @@ pub(crate) fn read_logs(work: &Path, clock: &Clock) -> Result<Logs> {
                 if let (Some(t), Some(n)) = (t, number_after("ALARM: revision")) {
                     l.holds.push((t, n));
                 }
+            } else if line.contains("ALARM")
+                && line.contains("keeping the policy in force")
+                && (line.contains("vanished") || line.contains("replaced"))
+            {
+                l.unreachable += 1;
+                l.file_alarms
+                    .push((t.unwrap_or(f64::NAN), format!("{}: {line}", f.display())));
             } else if line.contains("ALARM")
                 || line.contains("refused")
                 || line.contains("panicked")

@@ -523,6 +523,23 @@ pub(crate) fn evaluate(c: &Collected) -> (Vec<Check>, String) {
         ),
     ));
 
+    // A vanished or replaced database file is an outage seen from the daemon: expected only
+    // while the soak has the file moved aside (and a moment after, for the daemon to look).
+    let stray: Vec<&(f64, String)> = c
+        .logs
+        .file_alarms
+        .iter()
+        .filter(|(t, _)| !w.db_away_during(*t, *t, 2.0))
+        .collect();
+    checks.push(Check::new(
+        "database-file ALARMs (vanished, replaced) only during database outages",
+        stray.is_empty(),
+        stray.first().map_or_else(
+            || format!("{} such ALARMs, all in outages", c.logs.file_alarms.len()),
+            |(t, line)| format!("at {t:.1} s: {line}"),
+        ),
+    ));
+
     // HTTP.
     let mut total = 0;
     let (mut refused_restart, mut err_restart, mut err_outage, mut err_other) = (0, 0, 0, 0);
@@ -573,7 +590,20 @@ pub(crate) fn evaluate(c: &Collected) -> (Vec<Check>, String) {
     checks.push(Check::new(
         "HTTP: every failed request falls in a loader restart or a database outage",
         err_other == 0 && ok > 0,
-        other_first.unwrap_or_else(|| format!("{ok} ok")),
+        other_first.map_or_else(
+            || format!("{ok} ok"),
+            |o| {
+                // The first non-200 answer of any client, with its body, for the cause.
+                let body = c
+                    .http
+                    .iter()
+                    .filter_map(|h| h.first_error.as_ref())
+                    .min_by(|a, b| a.0.total_cmp(&b.0))
+                    .map(|(t, s, b)| format!("; first non-200: {s} at {t:.1} s: {b}"))
+                    .unwrap_or_default();
+                format!("{o}{body}")
+            },
+        ),
     ));
 
     let passed = checks.iter().filter(|c| c.ok).count();
