@@ -771,3 +771,34 @@ fn zabbix_template_uses_only_exported_metrics() {
     assert!(text.contains("/api/v1/zabbix/discovery"));
     assert!(text.contains("agreement=\"{#AGREEMENT}\""));
 }
+
+/// The KPI store after its file was moved aside and back (same inode): the refresh that found
+/// it gone closed the old connections, and a later one must reopen the path, not keep the
+/// closed pool (which answered "attempted to acquire a connection on a closed pool" to every
+/// KPI request until the loader restarted).
+#[tokio::test]
+async fn kpi_store_reopens_a_file_moved_aside_and_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.db");
+    let url = format!("sqlite://{}", path.display());
+    let (db, _) = demo_db(&url).await;
+    db.close().await;
+    let store = KpiStore::open(&url).await.unwrap();
+    let read = |store: &KpiStore| {
+        let store = store.clone();
+        async move {
+            let mut s = Snapshot::default();
+            metrics::read_database(&store, &mut s).await.map(|()| s)
+        }
+    };
+    assert!(read(&store).await.is_ok());
+    let aside = dir.path().join("aside.db");
+    std::fs::rename(&path, &aside).unwrap();
+    assert!(store.refresh().await.is_err(), "the file is away");
+    assert!(read(&store).await.is_err());
+    std::fs::rename(&aside, &path).unwrap();
+    assert!(store.refresh().await.unwrap(), "the file is back: reopened");
+    let s = read(&store).await.unwrap();
+    assert_eq!(s.database_revision, Some(1));
+    assert!(!store.refresh().await.unwrap(), "nothing changed since");
+}

@@ -258,6 +258,11 @@ impl Db {
         self.file.as_ref().and_then(url::FileId::change)
     }
 
+    /// Whether [`Db::close`] closed this handle's connections (a clone shares them).
+    pub fn is_closed(&self) -> bool {
+        self.pool.is_closed()
+    }
+
     /// [`DbError::FileChanged`] when [`Db::file_change`] says so.
     ///
     /// # Errors

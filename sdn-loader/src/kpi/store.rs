@@ -165,28 +165,45 @@ impl KpiStore {
     /// # Errors
     /// [`KpiError::Db`]: [`crate::db::DbError::FileChanged`] while nothing valid is there.
     pub async fn refresh(&self) -> Result<bool, KpiError> {
-        if self.db().file_change().is_none() {
+        // A handle closed by an earlier refresh whose reopen failed (the file was away) must be
+        // reopened even when the file is back unchanged (moved aside and back: same inode).
+        if !self.db().is_closed() && self.db().file_change().is_none() {
             return Ok(false);
         }
         let _one = self.reopening.lock().await;
         let current = self.db();
-        let Err(changed) = current.check_file() else {
-            return Ok(false);
+        let changed = if current.is_closed() {
+            None
+        } else {
+            match current.check_file() {
+                Ok(()) => return Ok(false),
+                Err(changed) => Some(changed),
+            }
         };
         let Some(url) = &self.url else {
-            return Err(changed.into());
+            return Err(changed.map_or(
+                KpiError::Corrupt("the KPI database was closed".into()),
+                Into::into,
+            ));
         };
-        // The old file's connections go first: the last one to close checkpoints and removes
-        // the `-wal` beside the path, which the new file would otherwise be read through.
-        current.close().await;
-        let Ok(new) = Db::open_existing(url).await else {
-            return Err(changed.into());
+        if changed.is_some() {
+            // The old file's connections go first: the last one to close checkpoints and
+            // removes the `-wal` beside the path, which the new file would otherwise be read
+            // through.
+            current.close().await;
+        }
+        let new = match Db::open_existing(url).await {
+            Ok(new) => new,
+            Err(e) => return Err(changed.map_or_else(|| e.into(), Into::into)),
         };
         if let Ok(mut slot) = self.db.write() {
             *slot = new;
         }
         self.reopened.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!("{changed}: KPIs now read and write the file at that path");
+        match changed {
+            Some(c) => tracing::warn!("{c}: KPIs now read and write the file at that path"),
+            None => tracing::warn!("the database file is back: KPIs read and write it again"),
+        }
         Ok(true)
     }
 
