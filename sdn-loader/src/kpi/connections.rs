@@ -135,7 +135,7 @@ impl ConnStats {
             open: get(&self.open),
             limit: get(&self.limit),
             accepted: get(&self.accepted),
-            closed: [0, 1, 2, 3].map(|i| get(&self.closed[i])),
+            closed: CloseReason::ALL.map(|r| get(&self.closed[r as usize])),
             requests_timed_out: get(&self.requests_timed_out),
             accept_errors: get(&self.accept_errors),
         }

@@ -167,9 +167,11 @@ impl KpiStore {
     pub async fn refresh(&self) -> Result<bool, KpiError> {
         // A handle closed by an earlier refresh whose reopen failed (the file was away) must be
         // reopened even when the file is back unchanged (moved aside and back: same inode).
-        if !self.db().is_closed() && self.db().file_change().is_none() {
+        let db = self.db();
+        if !db.is_closed() && db.file_change().is_none() {
             return Ok(false);
         }
+        drop(db);
         let _one = self.reopening.lock().await;
         let current = self.db();
         let changed = if current.is_closed() {

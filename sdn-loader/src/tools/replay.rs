@@ -26,7 +26,7 @@ pub const MIN_FRAME: usize = 14;
 /// info) bytes linear plus 17 fragments of 4,096. A frame above a page is split that way, and
 /// the program reads its length with `bpf_xdp_get_buff_len`, so it is judged as a linear frame
 /// of that size on an attached interface would be.
-pub const MAX_JUDGED_FRAME: usize = 3_520 + 17 * 4_096;
+pub const MAX_JUDGED_FRAME: usize = LINEAR_FRAME + 17 * 4_096;
 
 /// Frames up to this size are always linear in a test run; a failure below it is a real one.
 const LINEAR_FRAME: usize = 3_520;
