@@ -61,12 +61,14 @@ fn same(a: &FlowKey4, b: &FlowKey4) -> bool {
     x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3]
 }
 
-/// Whether an entry no longer counts: torn, idle past the timeout, or of an older policy.
+/// Whether an entry holds nothing worth keeping: torn, idle past the timeout, or a denial of
+/// an older policy. A passing flow of an older policy is still a flow (its next packet is
+/// judged again but is no new transaction), so it gives way only as the least recently seen.
 #[inline(always)]
 fn spent(e: &FlowEntry4, cfg: &Config, now: u32) -> bool {
     e.check != e.compute_check(e.key.table_hash(&cfg.flow_keys))
         || now.wrapping_sub(e.seen) as u64 > cfg.flow_timeout
-        || e.generation != cfg.active_generation
+        || (e.generation != cfg.active_generation && e.kind == kind::DROP)
 }
 
 /// Looks `key` up at time `now` (jiffies), and refreshes the timestamp of a hit (at most

@@ -189,6 +189,27 @@ fn a_full_bucket_gives_up_its_least_recently_seen_flow() {
     assert_eq!(judge(&mut dp, &tcp(40000, 443, ACK)), ("forward", false));
 }
 
+#[test]
+fn a_flow_of_an_older_policy_is_not_pushed_out_by_a_new_one_while_there_is_room() {
+    if !support::netns::root_or_skip() {
+        return;
+    }
+    // One bucket with room for four flows.
+    let p = policy(r#""53""#);
+    let mut dp = load(1, &p);
+    assert_eq!(judge(&mut dp, &udp(40000, 53)), ("forward", true));
+    // A policy change: the flow's entry is now of an older generation.
+    dp.apply(&p).unwrap();
+    // A new flow must take a free entry, not the older policy's live flow.
+    assert_eq!(judge(&mut dp, &udp(40001, 53)), ("forward", true));
+    // The first flow is judged again under the new policy, and it is no new transaction.
+    assert_eq!(judge(&mut dp, &udp(40000, 53)), ("forward", false));
+    assert_eq!(
+        judge(&mut dp, &udp(40000, 53)),
+        ("established-forward", false)
+    );
+}
+
 /// A pin directory of this test process on bpffs, removed when dropped.
 struct Pins(std::path::PathBuf);
 

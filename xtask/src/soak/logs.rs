@@ -77,7 +77,9 @@ pub(crate) fn read_logs(work: &Path, clock: &Clock) -> Result<Logs> {
                 l.file_alarms
                     .push((t.unwrap_or(f64::NAN), format!("{}: {line}", f.display())));
             } else if line.contains("ALARM")
-                || line.contains("refused")
+                // The sync's refused-revision line; "Connection refused" in a database
+                // error is an outage, counted below.
+                || line.contains(" refused, the policy in force stays")
                 || line.contains("panicked")
             {
                 l.bad.push(format!("{}: {line}", f.display()));
