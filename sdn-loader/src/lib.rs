@@ -22,6 +22,11 @@
 //!
 //! The binary (`src/bin/sdn-loader/`) holds only the command line: one module per command
 //! group, turning flags and the configuration file into calls of this library.
+//!
+//! Beside this crate in the workspace: `sdn-common` (the map layouts shared with the XDP
+//! program), `sdn-ebpf` (the program), `tests` (the integration tests that load the program or
+//! need root, and their support library; this crate's own `tests/` holds what runs
+//! unprivileged), `benches` and `xtask`.
 
 pub mod compile;
 pub mod config;

@@ -1,16 +1,20 @@
 //! Opening the agreement database when something is wrong with it: each fault is named at
 //! once (not after a 30 s pool timeout), no credential is printed, an empty file is not
 //! silently a new database, files are not readable by every user, and a deleted or
-//! replaced file is noticed.
+//! replaced file is noticed. (What an unprivileged user is told: `tests/tests/privileges.rs`,
+//! which needs root to become another user.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use sdn_tests as support;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::process::Command;
 
 use sdn_loader::db::{Db, DbError, FileChange, OpenOptions};
-use support::netns::{LOADER, workspace_root};
+use support::netns::workspace_root;
+
+/// The loader binary built for this test run.
+const LOADER: &str = env!("CARGO_BIN_EXE_sdn-loader");
 
 fn url_of(path: &std::path::Path) -> String {
     format!("sqlite://{}", path.display())
@@ -208,50 +212,4 @@ async fn a_deleted_or_replaced_file_is_noticed() {
             .contains("vanished")
     );
     db.close().await;
-}
-
-/// As an unprivileged user: a database in a directory it may not write says "read-only" or
-/// "cannot open" at once; `stats` says the pins are root's, not that nothing runs.
-#[test]
-fn an_unprivileged_user_is_told_why() {
-    if !support::netns::root_or_skip() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path = dir.path().join("sdn.db");
-    let url = url_of(&path);
-    let (ok, stderr) = loader_err(&["db", "--db", &url, "init"]);
-    assert!(ok, "{stderr}");
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let as_nobody = |args: &[&str]| {
-        let out = Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", LOADER])
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
-    let t0 = std::time::Instant::now();
-    let (ok, stderr) = as_nobody(&["db", "--db", &url, "agreement", "list"]);
-    assert!(!ok);
-    assert!(
-        stderr.contains("read-only") || stderr.contains("cannot open the file"),
-        "{stderr}"
-    );
-    assert!(!stderr.contains("pool timed out"), "{stderr}");
-    eprintln!("answered after {:?}", t0.elapsed());
-    // The pin tree: root's, 0700.
-    let pins = std::path::PathBuf::from(format!("/sys/fs/bpf/sdnfx{:x}", std::process::id()));
-    std::fs::create_dir_all(&pins).unwrap();
-    std::fs::set_permissions(&pins, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let (ok, stderr) = as_nobody(&["stats", "--pin-dir", pins.to_str().unwrap()]);
-    let _ = std::fs::remove_dir(&pins);
-    assert!(!ok);
-    assert!(stderr.contains("permission denied"), "{stderr}");
-    assert!(stderr.contains("CAP_BPF"), "{stderr}");
-    assert!(!stderr.contains("no running data plane"), "{stderr}");
 }

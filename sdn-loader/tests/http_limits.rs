@@ -14,7 +14,7 @@
 //! No root needed; only 127.0.0.1.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use sdn_tests as support;
 
 use std::{
     io::{ErrorKind, Read, Write},
@@ -24,7 +24,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use support::netns::{LOADER, run_ok, workspace_root};
+use support::netns::{run_ok, workspace_root};
+
+/// The loader binary built for this test run.
+const LOADER: &str = env!("CARGO_BIN_EXE_sdn-loader");
 
 /// `sdn-loader kpi serve` on a free loopback port; killed on drop.
 struct Server {

@@ -10,7 +10,7 @@
 //! Every refusal leaves the database as it was. Needs no root: nothing is loaded.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use sdn_tests as support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -58,7 +58,7 @@ enum Task {
     },
     /// In-kernel packet generator (BPF_PROG_RUN live frames) from a generator namespace
     /// into the hub, through one filter; `pktgen peers ...` compares all filters.
-    /// Options: see `cargo bench -p sdn-loader --bench traffic -- pktgen --help`.
+    /// Options: see `cargo bench -p sdn-benches --bench traffic -- pktgen --help`.
     Pktgen {
         /// Options for the traffic benchmark (e.g. --filter nftables --flows 10000).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -411,7 +411,7 @@ fn test(no_lint: bool, no_kernel: bool, args: &[String]) -> Result<()> {
 fn bench(sizes: &[String]) -> Result<()> {
     setup()?;
     run(cargo()
-        .args(["bench", "-p", "sdn-loader", "--bench", "dataplane", "--"])
+        .args(["bench", "-p", "sdn-benches", "--bench", "dataplane", "--"])
         .args(sizes))
 }
 

@@ -18,7 +18,7 @@ use crate::svg::{Series, plot};
 pub(crate) fn pktgen(args: &[String]) -> Result<()> {
     crate::setup()?;
     let mut cmd = crate::cargo();
-    cmd.args(["bench", "-p", "sdn-loader", "--bench", "traffic", "--"]);
+    cmd.args(["bench", "-p", "sdn-benches", "--bench", "traffic", "--"]);
     if args.first().is_none_or(|a| a != "peers") {
         cmd.arg("pktgen");
     }
@@ -68,27 +68,27 @@ pub(crate) fn bench_report(opts: &ReportOptions) -> Result<()> {
         .unwrap_or_else(|| "6351".to_owned());
     let packets = opts.packets.to_string();
     let kernel_cmd = format!(
-        "cargo bench -p sdn-loader --bench dataplane -- {} --json=target/bench-report/kernel.json",
+        "cargo bench -p sdn-benches --bench dataplane -- {} --json=target/bench-report/kernel.json",
         opts.kernel_sizes.join(" ")
     );
     let peers_cmd = format!(
-        "cargo bench -p sdn-loader --bench traffic -- peers --agreements {} --packets {packets} --json target/bench-report/peers.json",
+        "cargo bench -p sdn-benches --bench traffic -- peers --agreements {} --packets {packets} --json target/bench-report/peers.json",
         opts.peer_sizes.join(" ")
     );
     let denied_cmd = format!(
-        "cargo bench -p sdn-loader --bench traffic -- peers --agreements {denied_size} --packets {packets} --deny-share 1 --json target/bench-report/peers-denied.json"
+        "cargo bench -p sdn-benches --bench traffic -- peers --agreements {denied_size} --packets {packets} --deny-share 1 --json target/bench-report/peers-denied.json"
     );
     if !opts.no_run {
         crate::setup()?;
         crate::run(
             crate::cargo()
-                .args(["bench", "-p", "sdn-loader", "--bench", "dataplane", "--"])
+                .args(["bench", "-p", "sdn-benches", "--bench", "dataplane", "--"])
                 .args(&opts.kernel_sizes)
                 .arg(format!("--json={}", kernel_json.display())),
         )?;
         crate::run(
             crate::cargo()
-                .args(["bench", "-p", "sdn-loader", "--bench", "traffic", "--"])
+                .args(["bench", "-p", "sdn-benches", "--bench", "traffic", "--"])
                 .args(["peers", "--agreements"])
                 .args(&opts.peer_sizes)
                 .args(["--packets", &packets, "--json"])
@@ -96,7 +96,7 @@ pub(crate) fn bench_report(opts: &ReportOptions) -> Result<()> {
         )?;
         crate::run(
             crate::cargo()
-                .args(["bench", "-p", "sdn-loader", "--bench", "traffic", "--"])
+                .args(["bench", "-p", "sdn-benches", "--bench", "traffic", "--"])
                 .args(["peers", "--agreements", &denied_size, "--packets", &packets])
                 .args(["--deny-share", "1", "--json"])
                 .arg(&denied_json),
@@ -337,7 +337,7 @@ fn write_report(
     );
     let _ = writeln!(
         md,
-        "Commands (`cargo xtask bench-report` runs them, with absolute `--json` paths, since cargo runs benches from `sdn-loader/`):\n\n```sh"
+        "Commands (`cargo xtask bench-report` runs them, with absolute `--json` paths, since cargo runs benches from `benches/`):\n\n```sh"
     );
     for c in commands {
         let _ = writeln!(md, "{c}");
@@ -346,7 +346,7 @@ fn write_report(
     let _ = writeln!(md, "## In-kernel cost per packet (BPF_PROG_TEST_RUN)\n");
     let _ = writeln!(
         md,
-        "Median of 15 rounds of `repeat = 1,000,000`; each round times the bare XDP_PASS program right before the case. `flow floor` is a reference program that parses and does one flow-table lookup. `first packet` skips the flow-table lookup so that every run classifies and inserts; `denied` is a client sending to a port its agreement does not allow, repeated: the first packet is judged (both ways) and the denial remembered in the flow table, so the run measures a denied flow's later packets; `denied first` skips the flow-table lookup, so every run judges the denial (a denied flow's first packet). The criterion version is `cargo bench -p sdn-loader --bench cost`.\n"
+        "Median of 15 rounds of `repeat = 1,000,000`; each round times the bare XDP_PASS program right before the case. `flow floor` is a reference program that parses and does one flow-table lookup. `first packet` skips the flow-table lookup so that every run classifies and inserts; `denied` is a client sending to a port its agreement does not allow, repeated: the first packet is judged (both ways) and the denial remembered in the flow table, so the run measures a denied flow's later packets; `denied first` skips the flow-table lookup, so every run judges the denial (a denied flow's first packet). The criterion version is `cargo bench -p sdn-benches --bench cost`.\n"
     );
     let series = kernel_table(kernel, &mut md);
     let svg = plot("sdn-filter: in-kernel ns per packet vs agreements", &series);
@@ -503,7 +503,7 @@ fn criterion_table(md: &mut String) {
     sizes.sort_unstable();
     let _ = writeln!(
         md,
-        "## Policy compilation, apply and counter collection (criterion)\n\nFrom `cargo bench -p sdn-loader --bench cost` (its last estimates in `target/criterion`; mean with 95% confidence interval, and when it was measured). *apply* is the data plane's policy switch: sdn-filter does not diff map entries, it writes the whole inactive generation, flips one word and deletes the old generation, so any change (one agreement included) costs this. *counters* reads every agreement's per-CPU counters.\n"
+        "## Policy compilation, apply and counter collection (criterion)\n\nFrom `cargo bench -p sdn-benches --bench cost` (its last estimates in `target/criterion`; mean with 95% confidence interval, and when it was measured). *apply* is the data plane's policy switch: sdn-filter does not diff map entries, it writes the whole inactive generation, flips one word and deletes the old generation, so any change (one agreement included) costs this. *counters* reads every agreement's per-CPU counters.\n"
     );
     let _ = writeln!(
         md,

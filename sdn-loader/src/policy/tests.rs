@@ -12,7 +12,7 @@ use super::*;
 
 /// The example of docs/semantics.md ("Policy file format"), with the organisation `sds` it refers to, a second agreement and
 /// two infrastructure entries.
-const SAMPLE: &str = include_str!("../../tests/fixtures/example-policy.toml");
+const SAMPLE: &str = include_str!("../../../tests/fixtures/example-policy.toml");
 
 fn net(text: &str) -> IpNet {
     text.parse().unwrap()
