@@ -18,19 +18,16 @@
 
 use std::{
     path::{Path, PathBuf},
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result};
 use sdn_loader::{
+    daemon::Shutdown,
     dataplane::{Capacities, Dataplane, Maps},
     db::{Db, Origin},
     policy::{Agreement, AgreementState},
-    sync::{Follower, SyncOptions, follow},
+    sync::{Follow, Follower, SyncOptions, follow},
     tools::policies::{self, Shape},
 };
 
@@ -124,7 +121,7 @@ fn latency(backend: &str, dir: &Path, pin_dir: &Path) -> Result<()> {
     let new_id = policy.agreements.iter().map(|a| a.id).max().unwrap_or(0) + 1;
 
     let _ = std::fs::remove_dir_all(pin_dir);
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = Shutdown::new();
     let follower = {
         let (stop, url, pin_dir) = (stop.clone(), url.clone(), pin_dir.to_path_buf());
         std::thread::spawn(move || -> Result<()> {
@@ -134,7 +131,13 @@ fn latency(backend: &str, dir: &Path, pin_dir: &Path) -> Result<()> {
                 router: "bench".into(),
                 ..SyncOptions::default()
             };
-            follow(&rt, &url, &mut dp, &opts, &stop, false, None);
+            let what = Follow {
+                url: &url,
+                opts: &opts,
+                once: false,
+                resume: None,
+            };
+            follow(&rt, &mut dp, what, &stop);
             Ok(())
         })
     };
@@ -184,7 +187,7 @@ fn latency(backend: &str, dir: &Path, pin_dir: &Path) -> Result<()> {
             std::thread::sleep(Duration::from_micros(500));
         }
     }
-    stop.store(true, Ordering::Relaxed);
+    stop.trigger();
     follower
         .join()
         .map_err(|_| anyhow::anyhow!("follower panicked"))??;

@@ -18,6 +18,8 @@
 //!   the HTTP server (`/metrics`, `/api/v1`).
 //! - [`tools`]: replay and explain through the loaded program, frame builders, synthetic
 //!   policies (tests and benchmarks).
+//! - [`daemon`]: what the long-running commands share: the shutdown handle (SIGINT, SIGTERM)
+//!   and when `run` may attach.
 //! - [`config`], [`paths`]: the configuration file and where things live on a router.
 //!
 //! The binary (`src/bin/sdn-loader/`) holds only the command line: one module per command
@@ -30,6 +32,7 @@
 
 pub mod compile;
 pub mod config;
+pub mod daemon;
 pub mod dataplane;
 pub mod db;
 pub mod kpi;

@@ -278,11 +278,10 @@ impl Collector {
         })
     }
 
-    /// Runs passes every `interval` until `stop` is set (checked every 100 ms), and a last
-    /// pass when stopping so that a clean shutdown leaves nothing uncollected. Errors are
-    /// logged and the next pass retries (the baseline is re-read from the database).
-    pub async fn run(&mut self, interval: Duration, stop: &std::sync::atomic::AtomicBool) {
-        use std::sync::atomic::Ordering;
+    /// Runs passes every `interval` until `shutdown`, and a last pass when stopping so that a
+    /// clean shutdown leaves nothing uncollected. Errors are logged and the next pass retries
+    /// (the baseline is re-read from the database).
+    pub async fn run(&mut self, interval: Duration, shutdown: &crate::daemon::Shutdown) {
         loop {
             match self.pass(Utc::now()).await {
                 Ok(r) => tracing::debug!(
@@ -297,15 +296,11 @@ impl Collector {
                     self.base = None;
                 }
             }
-            let start = Instant::now();
-            while start.elapsed() < interval {
-                if stop.load(Ordering::Relaxed) {
-                    if let Err(e) = self.pass(Utc::now()).await {
-                        tracing::warn!("last KPI pass failed: {e:#}");
-                    }
-                    return;
+            if shutdown.sleep(interval).await {
+                if let Err(e) = self.pass(Utc::now()).await {
+                    tracing::warn!("last KPI pass failed: {e:#}");
                 }
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                return;
             }
         }
     }

@@ -209,12 +209,12 @@ impl KpiStore {
         Ok(true)
     }
 
-    /// Calls [`KpiStore::refresh`] twice a second until `stop`: a replaced file's
+    /// Calls [`KpiStore::refresh`] twice a second until `shutdown`: a replaced file's
     /// connections are closed soon after it is replaced, whenever the next pass or scrape is.
-    pub async fn watch(&self, stop: &std::sync::atomic::AtomicBool) {
-        while !stop.load(Ordering::Relaxed) {
+    pub async fn watch(&self, shutdown: &crate::daemon::Shutdown) {
+        while !shutdown.is_triggered() {
             let _ = self.refresh().await;
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            shutdown.sleep(Duration::from_millis(500)).await;
         }
     }
 

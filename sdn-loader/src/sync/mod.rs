@@ -21,7 +21,6 @@ pub mod state;
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::PathBuf,
-    sync::atomic::{AtomicBool, Ordering},
     time::{Duration, Instant},
 };
 
@@ -34,6 +33,7 @@ use self::{
 use crate::{
     compile::compile,
     config::GuardConfig,
+    daemon::Shutdown,
     dataplane::Dataplane,
     db::{Db, DbError, Provision, ProvisionState, RouterStatus},
     policy::{InfraEntry, Policy},
@@ -466,22 +466,38 @@ async fn wait_for_change(listener: &mut Option<sqlx::postgres::PgListener>, wait
     }
 }
 
-/// Follows the database until `stop` is set (or, with `once`, after the first successful
-/// sync), continuing from `resume` (what an earlier call returned) when given. Never returns
-/// an error for database trouble: it keeps the policy in force and retries. Returns the
-/// follower's memory, to continue with.
+/// What [`follow`] follows, and how.
+pub struct Follow<'a> {
+    /// The agreement database.
+    pub url: &'a str,
+    /// Router name, intervals and the guard.
+    pub opts: &'a SyncOptions,
+    /// Return after the first successful sync instead of following on.
+    pub once: bool,
+    /// What an earlier call returned, to continue from.
+    pub resume: Option<Follower>,
+}
+
+/// Follows the database until `shutdown` is triggered (or, with [`Follow::once`], after the
+/// first successful sync). Never returns an error for database trouble: it keeps the policy
+/// in force and retries. Returns the follower's memory, to continue with.
 pub fn follow(
     rt: &tokio::runtime::Runtime,
-    url: &str,
     dp: &mut Dataplane,
-    opts: &SyncOptions,
-    stop: &AtomicBool,
-    once: bool,
-    resume: Option<Follower>,
+    what: Follow<'_>,
+    shutdown: &Shutdown,
 ) -> Option<Follower> {
+    let Follow {
+        url,
+        opts,
+        once,
+        resume,
+    } = what;
     // The LISTEN connection and the pool clean up through tasks when dropped: keep the
     // runtime current for the whole loop.
     let _rt = rt.enter();
+    // Sleeps that a shutdown cuts short.
+    let pause = |d: Duration| rt.block_on(shutdown.sleep(d));
     let mut db: Option<Db> = None;
     let mut listener: Option<sqlx::postgres::PgListener> = None;
     let mut f: Option<Follower> = resume;
@@ -493,7 +509,7 @@ pub fn follow(
     let mut last_iface_check: Option<Instant> = None;
     // The SQLite file was found deleted or replaced: what happened (until a file is back).
     let mut file_gone: Option<String> = None;
-    while !stop.load(Ordering::Relaxed) {
+    while !shutdown.is_triggered() {
         if db.is_none() {
             match rt.block_on(Db::open_existing(url)) {
                 Ok(d) => {
@@ -519,7 +535,7 @@ pub fn follow(
                         "agreement database unreachable ({e}); keeping the policy in force, retrying in {:?}",
                         backoff
                     );
-                    std::thread::sleep(backoff);
+                    pause(backoff);
                     // A file put back at its path (a restore) is looked for every 2 s at most.
                     let most = if file_gone.is_some() {
                         opts.max_backoff.min(Duration::from_secs(2))
@@ -593,7 +609,7 @@ pub fn follow(
                     rt.block_on(old.close());
                 }
                 listener = None;
-                std::thread::sleep(Duration::from_secs(1));
+                pause(Duration::from_secs(1));
                 continue;
             }
             Err(e) => {
@@ -606,7 +622,7 @@ pub fn follow(
                 );
                 db = None;
                 listener = None;
-                std::thread::sleep(backoff);
+                pause(backoff);
                 backoff = (backoff * 2).min(opts.max_backoff);
                 continue;
             }
@@ -624,7 +640,12 @@ pub fn follow(
         backoff = opts.poll;
         // After a change, look again at once: another may have been committed meanwhile.
         if matches!(result, Ok(Step::Unchanged)) {
-            rt.block_on(wait_for_change(&mut listener, opts.poll));
+            rt.block_on(async {
+                tokio::select! {
+                    () = wait_for_change(&mut listener, opts.poll) => {}
+                    () = shutdown.triggered() => {}
+                }
+            });
         }
     }
     f

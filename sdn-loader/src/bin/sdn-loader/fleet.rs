@@ -16,12 +16,6 @@ use sdn_loader::{
 };
 use serde_json::json;
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?)
-}
-
 async fn open(url: &str) -> Result<Db> {
     Db::open_existing(url)
         .await
@@ -30,13 +24,13 @@ async fn open(url: &str) -> Result<Db> {
 
 /// `plan`: the next sync on `router` against the policy it has in force.
 pub(crate) fn plan(
+    rt: &tokio::runtime::Runtime,
     url: &str,
     config: &Config,
     router: &str,
     state_dir: &Path,
     json: bool,
 ) -> Result<ExitCode> {
-    let rt = runtime()?;
     let (revision, policy, rows) = rt.block_on(async {
         let db = open(url).await?;
         let (revision, policy) = db.export_with_revision().await?;
@@ -161,8 +155,14 @@ pub(crate) fn plan(
 }
 
 /// `confirm`: releases a held revision for `router` (`*`: every router).
-pub(crate) fn confirm(url: &str, router: &str, revision: u64, actor: &str) -> Result<ExitCode> {
-    runtime()?.block_on(async {
+pub(crate) fn confirm(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    router: &str,
+    revision: u64,
+    actor: &str,
+) -> Result<ExitCode> {
+    rt.block_on(async {
         let db = open(url).await?;
         db.confirm(router, revision, actor).await?;
         let routers = db.router_statuses().await?;
@@ -184,8 +184,13 @@ pub(crate) fn confirm(url: &str, router: &str, revision: u64, actor: &str) -> Re
 }
 
 /// `status`: every router's provisioning state, or one router's with its agreements.
-pub(crate) fn status(url: &str, router: Option<&str>, json: bool) -> Result<ExitCode> {
-    runtime()?.block_on(async {
+pub(crate) fn status(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    router: Option<&str>,
+    json: bool,
+) -> Result<ExitCode> {
+    rt.block_on(async {
         let db = open(url).await?;
         let revision = db.revision().await?;
         let routers: Vec<RouterStatus> = db

@@ -1,11 +1,11 @@
 //! `sdn-loader kpi ...`: per-agreement traffic KPIs from the command line, and the KPI side
 //! of the daemon (`run --db`): collector and HTTP server in a thread of their own.
 
+use sdn_loader::daemon::Shutdown;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
@@ -157,15 +157,8 @@ impl HttpLimits {
 /// Default retention of the buckets.
 const DEFAULT_RETENTION: &str = "minutes=7d,hours=365d,days=forever";
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?)
-}
-
 /// Runs `sdn-loader kpi <command>`.
-pub(crate) fn run(url: &str, cmd: KpiCommand, stop: &'static AtomicBool) -> Result<ExitCode> {
-    let rt = runtime()?;
+pub(crate) fn run(rt: &tokio::runtime::Runtime, url: &str, cmd: KpiCommand) -> Result<ExitCode> {
     rt.block_on(async move {
         let store = KpiStore::open(url)
             .await
@@ -334,8 +327,8 @@ pub(crate) fn run(url: &str, cmd: KpiCommand, stop: &'static AtomicBool) -> Resu
                         r.write.as_secs_f64() * 1e3
                     );
                 } else {
-                    install_stop_handler();
-                    c.run(Duration::from_secs(interval.max(1)), stop).await;
+                    let shutdown = on_signals()?;
+                    c.run(Duration::from_secs(interval.max(1)), &shutdown).await;
                 }
             }
             KpiCommand::Serve {
@@ -356,8 +349,8 @@ pub(crate) fn run(url: &str, cmd: KpiCommand, stop: &'static AtomicBool) -> Resu
                 });
                 let listener = http::bind(&listen).await?;
                 eprintln!("serving http://{listen}/metrics and /api/v1/");
-                install_stop_handler();
-                http::serve(listener, state, limits.limits(), wait_for(stop)).await?;
+                let shutdown = on_signals()?;
+                http::serve(listener, state, limits.limits(), stopped(&shutdown)).await?;
             }
         }
         Ok(ExitCode::SUCCESS)
@@ -376,24 +369,15 @@ fn open_maps(pin_dir: &Path) -> Result<Maps> {
     super::stats::open_running(pin_dir)
 }
 
-static STOP_FLAG: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_stop(_: libc::c_int) {
-    STOP_FLAG.store(true, Ordering::Relaxed);
+/// The shutdown handle of `kpi collect` and `kpi serve` (SIGINT, SIGTERM).
+fn on_signals() -> Result<Shutdown> {
+    Shutdown::on_signals(&tokio::runtime::Handle::current()).context("handling SIGINT and SIGTERM")
 }
 
-fn install_stop_handler() {
-    // SAFETY: installing an async-signal-safe handler that only stores to an atomic.
-    unsafe {
-        libc::signal(libc::SIGINT, on_stop as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_stop as *const () as libc::sighandler_t);
-    }
-}
-
-async fn wait_for(stop: &'static AtomicBool) {
-    while !stop.load(Ordering::Relaxed) && !STOP_FLAG.load(Ordering::Relaxed) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// A future that ends when `shutdown` is triggered (for the HTTP server).
+fn stopped(shutdown: &Shutdown) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let s = shutdown.clone();
+    async move { s.triggered().await }
 }
 
 /// KPI options of `run --db`.
@@ -415,99 +399,89 @@ pub(crate) struct DaemonKpi {
     pub http_limits: HttpLimits,
 }
 
-/// Starts the collector and the HTTP server in a thread of their own (with their own tokio
-/// runtime and their own handles on the pinned maps, so they are independent of the sync
-/// loop). They stop when `stop` is set; the collector makes a last pass first.
+/// Starts the collector and the HTTP server as a task on the runtime (with their own handles
+/// on the pinned maps, so they are independent of the sync loop). They stop when `shutdown` is
+/// triggered; the collector makes a last pass first.
 pub(crate) fn start_daemon(
+    rt: &tokio::runtime::Runtime,
     url: &str,
     pin_dir: &Path,
     router: &str,
     opts: &DaemonKpi,
-    stop: &'static AtomicBool,
-) -> Result<std::thread::JoinHandle<()>> {
+    shutdown: &Shutdown,
+) -> Result<tokio::task::JoinHandle<()>> {
     let cardinality = Cardinality::parse(&opts.metrics_agreements)?;
     let retention = Retention::parse(&opts.kpi_retention)?;
-    let (url, pin_dir, opts, router) = (
+    let (url, pin_dir, opts, router, shutdown) = (
         url.to_owned(),
         pin_dir.to_owned(),
         opts.clone(),
         router.to_owned(),
+        shutdown.clone(),
     );
-    let handle = std::thread::Builder::new()
-        .name("kpi".into())
-        .spawn(move || {
-            let run = async {
-                // The database may be unreachable when the daemon starts (the data plane
-                // runs fail-static): retry until it is there or the daemon stops.
-                let mut logged = false;
-                let store = loop {
-                    match KpiStore::open(&url).await {
-                        Ok(s) => break s,
-                        Err(e) => {
-                            if !logged {
-                                tracing::warn!(
-                                    "KPIs wait for the database (retrying every 5 s): {e:#}"
-                                );
-                                logged = true;
-                            }
-                            for _ in 0..50 {
-                                if stop.load(Ordering::Relaxed) {
-                                    return anyhow::Ok(());
-                                }
-                                tokio::time::sleep(Duration::from_millis(100)).await;
-                            }
-                        }
+    let run = async move {
+        // The database may be unreachable when the daemon starts (the data plane
+        // runs fail-static): retry until it is there or the daemon stops.
+        let mut logged = false;
+        let store = loop {
+            match KpiStore::open(&url).await {
+                Ok(s) => break s,
+                Err(e) => {
+                    if !logged {
+                        tracing::warn!("KPIs wait for the database (retrying every 5 s): {e:#}");
+                        logged = true;
                     }
-                };
-                // A replaced SQLite file: this thread's connections to the old one close soon.
-                let watcher = store.clone();
-                tokio::spawn(async move { watcher.watch(stop).await });
-                // A server that cannot start (address in use) is logged; collection goes on.
-                let server = if opts.listen == "off" {
-                    None
-                } else {
-                    let state = Arc::new(HttpState {
-                        store: store.clone(),
-                        maps: Some(std::sync::Mutex::new(open_maps(&pin_dir)?)),
-                        pin_dir: Some(pin_dir.clone()),
-                        router: router.clone(),
-                        cardinality,
-                        connections: Arc::default(),
-                    });
-                    match http::bind(&opts.listen).await {
-                        Ok(listener) => {
-                            tracing::info!("serving http://{}/metrics and /api/v1/", opts.listen);
-                            Some(tokio::spawn(http::serve(
-                                listener,
-                                state,
-                                opts.http_limits.limits(),
-                                wait_for(stop),
-                            )))
-                        }
-                        Err(e) => {
-                            tracing::error!("no HTTP server: {e:#}");
-                            None
-                        }
-                    }
-                };
-                if opts.kpi_interval > 0 {
-                    let mut c = Collector::new(router.clone(), open_maps(&pin_dir)?, store)
-                        .with_retention(retention);
-                    c.run(Duration::from_secs(opts.kpi_interval), stop).await;
-                }
-                if let Some(s) = server {
-                    let _ = s.await;
-                }
-                anyhow::Ok(())
-            };
-            match runtime() {
-                Ok(rt) => {
-                    if let Err(e) = rt.block_on(run) {
-                        tracing::error!("KPI collector / HTTP server stopped: {e:#}");
+                    if shutdown.sleep(Duration::from_secs(5)).await {
+                        return anyhow::Ok(());
                     }
                 }
-                Err(e) => tracing::error!("KPI thread: {e:#}"),
             }
-        })?;
-    Ok(handle)
+        };
+        // A replaced SQLite file: this thread's connections to the old one close soon.
+        let (watcher, watching) = (store.clone(), shutdown.clone());
+        tokio::spawn(async move { watcher.watch(&watching).await });
+        // A server that cannot start (address in use) is logged; collection goes on.
+        let server = if opts.listen == "off" {
+            None
+        } else {
+            let state = Arc::new(HttpState {
+                store: store.clone(),
+                maps: Some(std::sync::Mutex::new(open_maps(&pin_dir)?)),
+                pin_dir: Some(pin_dir.clone()),
+                router: router.clone(),
+                cardinality,
+                connections: Arc::default(),
+            });
+            match http::bind(&opts.listen).await {
+                Ok(listener) => {
+                    tracing::info!("serving http://{}/metrics and /api/v1/", opts.listen);
+                    Some(tokio::spawn(http::serve(
+                        listener,
+                        state,
+                        opts.http_limits.limits(),
+                        stopped(&shutdown),
+                    )))
+                }
+                Err(e) => {
+                    tracing::error!("no HTTP server: {e:#}");
+                    None
+                }
+            }
+        };
+        if opts.kpi_interval > 0 {
+            let mut c = Collector::new(router.clone(), open_maps(&pin_dir)?, store)
+                .with_retention(retention);
+            c.run(Duration::from_secs(opts.kpi_interval), &shutdown)
+                .await;
+        }
+        if let Some(s) = server {
+            let _ = s.await;
+        }
+        anyhow::Ok(())
+    };
+    Ok(rt.spawn(async move {
+        if let Err(e) = run.await {
+            tracing::error!("KPI collector / HTTP server stopped: {e:#}");
+        }
+    }))
 }

@@ -16,6 +16,7 @@ use sdn_common::{AgreementCounters, reason};
 use sdn_loader::{
     compile::compile,
     config::Config,
+    daemon::{FirstPolicy, Shutdown, ready_to_attach},
     dataplane::{
         Capacities, Dataplane, Maps,
         attach::{self, Attached},
@@ -23,6 +24,7 @@ use sdn_loader::{
     },
     paths::DEFAULT_PIN_DIR,
     policy,
+    sync::Follow,
     tools::{
         explain::describe,
         frames::{self as synth, Spec},
@@ -40,7 +42,7 @@ mod stats;
 mod verdicts;
 
 use cli::{Cli, Command, FleetArgs, Mode};
-use run::{Source, detach, run_attach};
+use run::{RunArgs, Source, detach, run_attach};
 use stats::{drop_log, probe_cmd, stats};
 use verdicts::{check, explain, replay};
 
@@ -99,8 +101,20 @@ impl ConfigExt for Config {
     }
 }
 
+/// The process's one async runtime: database access, the daemon's sync loop, the KPI
+/// collector and the HTTP server all run on it.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("sdn-loader-rt")
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
     let config = Config::load(cli.config.as_deref())?;
+    let rt = runtime()?;
     match cli.command {
         Command::Check { policy, date } => check(&policy, today(date)),
         Command::Replay {
@@ -218,18 +232,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ),
             };
             run_attach(
-                &ifaces,
-                &source,
-                mode,
-                &pin_dir,
-                netns.as_deref(),
-                maps.into(),
-                &kpi,
+                &rt,
+                RunArgs {
+                    ifaces: &ifaces,
+                    source: &source,
+                    mode,
+                    pin_dir: &pin_dir,
+                    netns: netns.as_deref(),
+                    caps: maps.into(),
+                    kpi: &kpi,
+                },
             )
         }
         Command::Plan { db, fleet, json } => {
             let (router, state_dir) = config.fleet(fleet);
-            fleet::plan(&config.db_url(db), &config, &router, &state_dir, json)
+            fleet::plan(&rt, &config.db_url(db), &config, &router, &state_dir, json)
         }
         Command::Confirm {
             revision,
@@ -240,10 +257,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let (router, _) = config.fleet(fleet);
             let router = if all_routers { "*".to_owned() } else { router };
-            fleet::confirm(&config.db_url(db), &router, revision, &actor)
+            fleet::confirm(&rt, &config.db_url(db), &router, revision, &actor)
         }
         Command::Status { db, router, json } => {
-            fleet::status(&config.db_url(db), router.as_deref(), json)
+            fleet::status(&rt, &config.db_url(db), router.as_deref(), json)
         }
         Command::Detach {
             ifaces,
@@ -252,7 +269,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             purge,
         } => detach(&ifaces, &pin_dir, netns.as_deref(), purge),
         Command::Stats { pin_dir, json } => stats(&pin_dir, json),
-        Command::Log { pin_dir, seconds } => drop_log(&pin_dir, seconds),
+        Command::Log { pin_dir, seconds } => drop_log(&rt, &pin_dir, seconds),
         Command::Probe { json } => probe_cmd(json),
         Command::Db {
             db,
@@ -260,13 +277,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             request_id,
             allow_empty,
             command,
-        } => db::run(&config.db_url(db), &actor, request_id, allow_empty, command),
-        Command::Kpi { db, command } => kpi::run(&config.db_url(db), command, &STOP),
+        } => db::run(
+            &rt,
+            &config.db_url(db),
+            &actor,
+            request_id,
+            allow_empty,
+            command,
+        ),
+        Command::Kpi { db, command } => kpi::run(&rt, &config.db_url(db), command),
     }
-}
-
-static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, std::sync::atomic::Ordering::Relaxed);
 }

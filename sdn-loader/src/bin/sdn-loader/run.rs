@@ -20,15 +20,27 @@ pub(crate) enum Source {
     },
 }
 
-pub(crate) fn run_attach(
-    ifaces: &[String],
-    source: &Source,
-    mode: Mode,
-    pin_dir: &Path,
-    netns: Option<&str>,
-    caps: Capacities,
-    kpi: &kpi::DaemonKpi,
-) -> Result<ExitCode> {
+/// What `run` was asked to do, with the flags and the configuration file merged.
+pub(crate) struct RunArgs<'a> {
+    pub(crate) ifaces: &'a [String],
+    pub(crate) source: &'a Source,
+    pub(crate) mode: Mode,
+    pub(crate) pin_dir: &'a Path,
+    pub(crate) netns: Option<&'a str>,
+    pub(crate) caps: Capacities,
+    pub(crate) kpi: &'a kpi::DaemonKpi,
+}
+
+pub(crate) fn run_attach(rt: &tokio::runtime::Runtime, args: RunArgs<'_>) -> Result<ExitCode> {
+    let RunArgs {
+        ifaces,
+        source,
+        mode,
+        pin_dir,
+        netns,
+        caps,
+        kpi,
+    } = args;
     // Validate and compile a policy file before touching anything: a bad file changes nothing.
     let date = today(None);
     let compiled = match source {
@@ -55,14 +67,7 @@ pub(crate) fn run_attach(
     // A data plane already running from these pins keeps its policy until the new one is in.
     let was_running = pin_dir.join(sdn_loader::paths::PROGRAM_PIN).exists();
     let before = PinSnapshot::take(pin_dir);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    // SAFETY: installing an async-signal-safe handler that only stores to an atomic.
-    unsafe {
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-    }
+    let shutdown = Shutdown::on_signals(rt.handle()).context("handling SIGINT and SIGTERM")?;
     let start = Start {
         ifaces,
         source,
@@ -71,8 +76,13 @@ pub(crate) fn run_attach(
         netns,
         was_running,
     };
-    let (mut dp, resume) = match start.run(&rt, caps, compiled.as_ref().map(|(p, c)| (*p, c)), date)
-    {
+    let (mut dp, resume) = match start.run(
+        rt,
+        &shutdown,
+        caps,
+        compiled.as_ref().map(|(p, c)| (*p, c)),
+        date,
+    ) {
         Ok(started) => started,
         Err(e) => {
             // A run refused before it attached leaves no pins behind (a half-made data
@@ -89,19 +99,32 @@ pub(crate) fn run_attach(
         use std::io::Write as _;
         let _ = std::io::stdout().flush();
         // KPIs: collector and HTTP server in their own thread while following.
-        let kpi_thread = if *once {
+        let kpi_task = if *once {
             None
         } else {
-            Some(kpi::start_daemon(url, pin_dir, &opts.router, kpi, &STOP)?)
+            Some(kpi::start_daemon(
+                rt,
+                url,
+                pin_dir,
+                &opts.router,
+                kpi,
+                &shutdown,
+            )?)
         };
         if !*once || was_running {
             // With --once on a running data plane, one sync; otherwise follow until stopped.
-            sdn_loader::sync::follow(&rt, url, &mut dp, opts, &STOP, *once, resume);
+            let what = Follow {
+                url,
+                opts,
+                once: *once,
+                resume,
+            };
+            sdn_loader::sync::follow(rt, &mut dp, what, &shutdown);
         }
-        if let Some(t) = kpi_thread {
-            // The collector makes a last pass when it sees STOP.
-            STOP.store(true, std::sync::atomic::Ordering::Relaxed);
-            let _ = t.join();
+        if let Some(t) = kpi_task {
+            // The collector makes a last pass when it sees the shutdown.
+            shutdown.trigger();
+            let _ = rt.block_on(t);
         }
         tracing::info!(
             "stopped following {}; the data plane keeps the policy in force",
@@ -127,6 +150,7 @@ impl Start<'_> {
     fn run(
         &self,
         rt: &tokio::runtime::Runtime,
+        shutdown: &Shutdown,
         caps: Capacities,
         compiled: Option<(&PathBuf, &sdn_loader::compile::Compiled)>,
         date: NaiveDate,
@@ -134,7 +158,7 @@ impl Start<'_> {
         let mut dp =
             Dataplane::load_pinned(caps, self.pin_dir).context("loading the XDP program")?;
         let mut resume = None;
-        match (compiled, self.source) {
+        let first = match (compiled, self.source) {
             (Some((path, c)), _) => {
                 let report = dp.apply(c)?;
                 tracing::info!(
@@ -145,19 +169,23 @@ impl Start<'_> {
                     "policy {} applied (as of {date})",
                     path.display()
                 );
+                (FirstPolicy::File, "")
             }
             (None, Source::Db { url, opts, .. }) if !self.was_running => {
-                // Never attach an empty (deny-all) policy: the first sync must succeed first.
-                resume = sdn_loader::sync::follow(rt, url, &mut dp, opts, &STOP, true, None);
-                if STOP.load(std::sync::atomic::Ordering::Relaxed) {
-                    bail!(
-                        "stopped before the first sync from {}; nothing was attached",
-                        sdn_loader::db::redact_url(url)
-                    );
-                }
+                let what = Follow {
+                    url,
+                    opts,
+                    once: true,
+                    resume: None,
+                };
+                resume = sdn_loader::sync::follow(rt, &mut dp, what, shutdown);
+                let applied = resume.as_ref().and_then(|f| f.applied).map(|a| a.revision);
+                (FirstPolicy::FirstSync { applied }, url.as_str())
             }
-            _ => {}
-        }
+            _ => (FirstPolicy::AlreadyRunning, ""),
+        };
+        // Never attach an empty (deny-all) policy.
+        ready_to_attach(first.0, first.1)?;
         let xdp_mode = match self.mode {
             Mode::Native => XdpMode::Driver,
             Mode::Generic => XdpMode::Skb,

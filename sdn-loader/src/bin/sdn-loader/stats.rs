@@ -146,26 +146,25 @@ pub(crate) fn stats(pin_dir: &Path, json: bool) -> Result<ExitCode> {
 }
 
 /// Turns on drop logging in the running program, prints the records, and turns it off again.
-pub(crate) fn drop_log(pin_dir: &Path, seconds: Option<u64>) -> Result<ExitCode> {
+pub(crate) fn drop_log(
+    rt: &tokio::runtime::Runtime,
+    pin_dir: &Path,
+    seconds: Option<u64>,
+) -> Result<ExitCode> {
     let mut maps = open_running(pin_dir)?;
     let prog = pin_dir.join(sdn_loader::paths::LOGGER_PIN);
     let info = aya::programs::ProgramInfo::from_pin(&prog)
         .with_context(|| format!("reading {}", prog.display()))?;
     let mut logger =
         aya_log::EbpfLogger::init_from_id(info.id()).context("opening the program's log ring")?;
-    // SAFETY: installing an async-signal-safe handler that only stores to an atomic.
-    unsafe {
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-    }
+    let shutdown = Shutdown::on_signals(rt.handle()).context("handling SIGINT and SIGTERM")?;
     maps.update_flags(sdn_common::flags::LOG_DROPS, 0)?;
     eprintln!("logging drops (Ctrl-C to stop)");
     let start = std::time::Instant::now();
-    while !STOP.load(std::sync::atomic::Ordering::Relaxed)
-        && seconds.is_none_or(|s| start.elapsed().as_secs() < s)
-    {
+    // The log ring is read every 100 ms; a signal ends the wait at once.
+    while !shutdown.is_triggered() && seconds.is_none_or(|s| start.elapsed().as_secs() < s) {
         logger.flush();
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        rt.block_on(shutdown.sleep(std::time::Duration::from_millis(100)));
     }
     logger.flush();
     maps.update_flags(0, sdn_common::flags::LOG_DROPS)?;

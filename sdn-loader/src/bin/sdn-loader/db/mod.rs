@@ -56,16 +56,13 @@ fn login_name() -> Option<String> {
 
 /// Runs one `db` command against the database at `db_url`.
 pub(crate) fn run(
+    runtime: &tokio::runtime::Runtime,
     db_url: &str,
     actor: &str,
     request_id: Option<String>,
     allow_empty: bool,
     cmd: DbCommand,
 ) -> Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
     let request_id = request_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let origin = Origin::new(actor, request_id);
     runtime.block_on(async move {
