@@ -195,8 +195,8 @@ pub struct Config {
     pub interfaces: Vec<String>,
     /// Agreement database URL.
     pub database: Option<String>,
-    /// `native` or `generic`.
-    pub mode: Option<String>,
+    /// How the program is attached.
+    pub mode: Option<XdpMode>,
     /// Pin directory on bpffs.
     pub pin_dir: Option<PathBuf>,
     /// Where the loader keeps its own state (the policy in force, for `plan`).
@@ -209,6 +209,25 @@ pub struct Config {
     pub maps: MapsConfig,
     /// This router's infrastructure allow list (added to the database's).
     pub infrastructure: Vec<InfraEntry>,
+}
+
+/// How the program is attached to an interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum XdpMode {
+    /// In the driver (fastest; veth and most 10G+ NICs).
+    Native,
+    /// In the kernel network stack (works everywhere, slower).
+    Generic,
+}
+
+impl XdpMode {
+    /// The name used in flags and the configuration file.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Native => "native",
+            Self::Generic => "generic",
+        }
+    }
 }
 
 /// The default state directory.
@@ -288,12 +307,12 @@ impl Config {
         if raw.sync.poll_ms == 0 {
             return Err(value_err("sync.poll_ms", "must be at least 1"));
         }
-        if let Some(m) = &raw.mode
-            && m != "native"
-            && m != "generic"
-        {
-            return Err(value_err("mode", "must be \"native\" or \"generic\""));
-        }
+        let mode = match raw.mode.as_deref() {
+            None => None,
+            Some("native") => Some(XdpMode::Native),
+            Some("generic") => Some(XdpMode::Generic),
+            Some(_) => return Err(value_err("mode", "must be \"native\" or \"generic\"")),
+        };
         if raw.router.as_deref().is_some_and(str::is_empty) {
             return Err(value_err("router", "must not be empty"));
         }
@@ -321,7 +340,7 @@ impl Config {
             router: raw.router.unwrap_or_else(hostname),
             interfaces: raw.interfaces,
             database: raw.database,
-            mode: raw.mode,
+            mode,
             pin_dir: raw.pin_dir,
             state_dir: raw
                 .state_dir

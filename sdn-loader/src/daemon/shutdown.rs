@@ -4,16 +4,17 @@
 use std::{
     io,
     sync::{
-        Arc,
+        Arc, Condvar, Mutex,
         atomic::{AtomicBool, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use tokio::sync::Notify;
 
-/// A clonable "stop now" for loops (which ask [`Shutdown::is_triggered`]) and tasks (which
-/// await [`Shutdown::triggered`] or sleep with [`Shutdown::sleep`]).
+/// A clonable "stop now" for loops (which ask [`Shutdown::is_triggered`] or sleep with
+/// [`Shutdown::sleep_blocking`]) and tasks (which await [`Shutdown::triggered`] or sleep with
+/// [`Shutdown::sleep`]).
 #[derive(Clone, Debug, Default)]
 pub struct Shutdown(Arc<Inner>);
 
@@ -21,6 +22,9 @@ pub struct Shutdown(Arc<Inner>);
 struct Inner {
     triggered: AtomicBool,
     notify: Notify,
+    /// For [`Shutdown::sleep_blocking`]: guards nothing but the wait.
+    lock: Mutex<()>,
+    woken: Condvar,
 }
 
 impl Shutdown {
@@ -50,7 +54,16 @@ impl Shutdown {
 
     /// Asks everything that holds a clone to stop.
     pub fn trigger(&self) {
-        self.0.triggered.store(true, Ordering::SeqCst);
+        {
+            // Under the lock, so a blocking sleeper between its check and its wait is woken.
+            let _held = self
+                .0
+                .lock
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.0.triggered.store(true, Ordering::SeqCst);
+        }
+        self.0.woken.notify_all();
         self.0.notify.notify_waiters();
     }
 
@@ -69,6 +82,29 @@ impl Shutdown {
             }
             notified.await;
         }
+    }
+
+    /// Blocks this thread for `d`, or less when a stop is asked for meanwhile; true when it
+    /// was. It needs no runtime: the sync loop waits this way on its own thread, so a runtime
+    /// worker busy with HTTP requests cannot delay its next look at the database.
+    pub fn sleep_blocking(&self, d: Duration) -> bool {
+        let end = Instant::now() + d;
+        let mut held = self
+            .0
+            .lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        while !self.is_triggered() {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            held = match self.0.woken.wait_timeout(held, left) {
+                Ok((h, _)) => h,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+        true
     }
 
     /// Sleeps for `d`, or less when a stop is asked for meanwhile; true when it was.
@@ -113,6 +149,19 @@ mod tests {
         // Once triggered, it stays so.
         rt.block_on(s.triggered());
         assert!(rt.block_on(s.sleep(Duration::from_secs(30))));
+    }
+
+    #[test]
+    fn a_trigger_cuts_a_blocking_sleep_short() {
+        let s = Shutdown::new();
+        let other = s.clone();
+        let t0 = Instant::now();
+        let sleeper = std::thread::spawn(move || other.sleep_blocking(Duration::from_secs(30)));
+        std::thread::sleep(Duration::from_millis(50));
+        s.trigger();
+        assert!(sleeper.join().unwrap());
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        assert!(!Shutdown::new().sleep_blocking(Duration::from_millis(10)));
     }
 
     #[test]

@@ -57,13 +57,16 @@ pub enum AttachError {
         #[source]
         source: ProgramError,
     },
-    /// A pinned link could not be used.
-    #[error("pinned link {path}: {message}")]
+    /// A pin of a link or of the program could not be made, opened or removed.
+    #[error("{path}: {what}")]
     Link {
         /// Pin path.
         path: PathBuf,
-        /// What went wrong.
-        message: String,
+        /// What was being done.
+        what: &'static str,
+        /// Cause (aya's link or pin error).
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// Pin file operations.
     #[error("{path}")]
@@ -194,12 +197,14 @@ pub fn attach(
     let how = if lpath.exists() {
         let pinned = PinnedLink::from_pin(&lpath).map_err(|e| AttachError::Link {
             path: lpath.clone(),
-            message: e.to_string(),
+            what: "opening the pinned link",
+            source: Box::new(e),
         })?;
         let fd_link: FdLink = pinned.into();
         let link = XdpLink::try_from(fd_link).map_err(|e| AttachError::Link {
             path: lpath.clone(),
-            message: e.to_string(),
+            what: "the pinned link is not an XDP link",
+            source: Box::new(e),
         })?;
         let id = program
             .attach_to_link(link)
@@ -236,11 +241,13 @@ pub fn attach(
             })?;
         let fd_link = FdLink::try_from(link).map_err(|e| AttachError::Link {
             path: lpath.clone(),
-            message: format!("kernel gave no bpf_link ({e}); XDP links need Linux 5.9+"),
+            what: "the kernel gave no bpf_link (XDP links need Linux 5.9+)",
+            source: Box::new(e),
         })?;
         fd_link.pin(&lpath).map_err(|e| AttachError::Link {
             path: lpath.clone(),
-            message: e.to_string(),
+            what: "pinning the link",
+            source: Box::new(e),
         })?;
         Attached::New
     };
@@ -259,7 +266,8 @@ pub fn attach(
         };
         prog.pin(&ppath).map_err(|e| AttachError::Link {
             path: ppath.clone(),
-            message: e.to_string(),
+            what: "pinning the program",
+            source: Box::new(e),
         })?;
     }
     crate::dataplane::pins::record_interface(pin_dir, iface)?;
@@ -276,12 +284,14 @@ pub fn detach(pin_dir: &Path, iface: &str) -> Result<bool, AttachError> {
     }
     let pinned = PinnedLink::from_pin(&lpath).map_err(|e| AttachError::Link {
         path: lpath.clone(),
-        message: e.to_string(),
+        what: "opening the pinned link",
+        source: Box::new(e),
     })?;
     // Unpinning drops the last reference: the kernel detaches the program.
     pinned.unpin().map_err(|e| AttachError::Link {
         path: lpath.clone(),
-        message: e.to_string(),
+        what: "unpinning the link",
+        source: Box::new(e),
     })?;
     Ok(true)
 }

@@ -453,16 +453,31 @@ impl Follower {
 /// How often the daemon looks at its interfaces' links.
 const IFACE_CHECK_EVERY: Duration = Duration::from_secs(1);
 
-/// Waits for a PostgreSQL notification of a new revision, at most `wait`.
-async fn wait_for_change(listener: &mut Option<sqlx::postgres::PgListener>, wait: Duration) {
-    match listener {
-        Some(l) => {
-            if let Ok(Err(e)) = tokio::time::timeout(wait, l.recv()).await {
-                tracing::warn!("LISTEN connection lost ({e}); polling only");
-                *listener = None;
-            }
+/// Waits for a PostgreSQL notification of a new revision, at most `wait`, or for a shutdown.
+/// Without a LISTEN connection (SQLite, or the connection lost) it is a plain poll interval,
+/// slept on this thread (see [`Shutdown::sleep_blocking`]).
+fn wait_for_change(
+    rt: &tokio::runtime::Runtime,
+    listener: &mut Option<sqlx::postgres::PgListener>,
+    wait: Duration,
+    shutdown: &Shutdown,
+) {
+    let Some(l) = listener else {
+        shutdown.sleep_blocking(wait);
+        return;
+    };
+    let lost = rt.block_on(async {
+        tokio::select! {
+            r = tokio::time::timeout(wait, l.recv()) => match r {
+                Ok(Err(e)) => Some(e),
+                _ => None,
+            },
+            () = shutdown.triggered() => None,
         }
-        None => tokio::time::sleep(wait).await,
+    });
+    if let Some(e) = lost {
+        tracing::warn!("LISTEN connection lost ({e}); polling only");
+        *listener = None;
     }
 }
 
@@ -497,7 +512,7 @@ pub fn follow(
     // runtime current for the whole loop.
     let _rt = rt.enter();
     // Sleeps that a shutdown cuts short.
-    let pause = |d: Duration| rt.block_on(shutdown.sleep(d));
+    let pause = |d: Duration| shutdown.sleep_blocking(d);
     let mut db: Option<Db> = None;
     let mut listener: Option<sqlx::postgres::PgListener> = None;
     let mut f: Option<Follower> = resume;
@@ -640,12 +655,7 @@ pub fn follow(
         backoff = opts.poll;
         // After a change, look again at once: another may have been committed meanwhile.
         if matches!(result, Ok(Step::Unchanged)) {
-            rt.block_on(async {
-                tokio::select! {
-                    () = wait_for_change(&mut listener, opts.poll) => {}
-                    () = shutdown.triggered() => {}
-                }
-            });
+            wait_for_change(rt, &mut listener, opts.poll, shutdown);
         }
     }
     f

@@ -20,13 +20,8 @@ pub(crate) struct Cli {
     pub(crate) command: Command,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-pub(crate) enum Mode {
-    /// In the driver (fastest; veth and most 10G+ NICs).
-    Native,
-    /// In the kernel network stack (works everywhere, slower).
-    Generic,
-}
+/// `--mode`: the configuration file's `mode` type.
+pub(crate) use sdn_loader::config::XdpMode as Mode;
 
 /// This router's identity and state (flags over the config file).
 #[derive(clap::Args, Clone, Default)]

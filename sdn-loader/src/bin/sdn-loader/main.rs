@@ -11,7 +11,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use aya::programs::xdp::XdpMode;
 use chrono::{NaiveDate, Utc};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use sdn_common::{AgreementCounters, reason};
 use sdn_loader::{
     compile::compile,
@@ -102,10 +102,13 @@ impl ConfigExt for Config {
 }
 
 /// The process's one async runtime: database access, the daemon's sync loop, the KPI
-/// collector and the HTTP server all run on it.
+/// collector and the HTTP server all run on it. The sync loop runs on the main thread
+/// (`block_on`); one worker runs the KPI collector and the HTTP server, so that a flood of
+/// scrapes can take one core at most and never starve enforcement (with two workers the
+/// soak's commit-to-enforced p99 went from ~80 ms to ~210 ms on two cores).
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(1)
         .thread_name("sdn-loader-rt")
         .enable_all()
         .build()
@@ -185,10 +188,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if ifaces.is_empty() {
                 bail!("give --iface IF (or `interfaces` in the configuration file)");
             }
-            let mode = mode.unwrap_or(match config.mode.as_deref() {
-                Some("generic") => Mode::Generic,
-                _ => Mode::Native,
-            });
+            let mode = mode.or(config.mode).unwrap_or(Mode::Native);
             let pin_dir = pin_dir
                 .or_else(|| config.pin_dir.clone())
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_PIN_DIR));

@@ -201,18 +201,11 @@ impl Start<'_> {
             };
             println!(
                 "{what} {iface} ({} mode); pins under {}",
-                mode_name(self.mode),
+                self.mode.name(),
                 self.pin_dir.display()
             );
         }
         Ok((dp, resume))
-    }
-}
-
-pub(crate) const fn mode_name(m: Mode) -> &'static str {
-    match m {
-        Mode::Native => "native",
-        Mode::Generic => "generic",
     }
 }
 

@@ -30,15 +30,15 @@ impl Db {
             &mut |_| {},
         )
         .await?;
-        ch.record(
-            "create",
-            ObjectKind::Agreement,
-            &a.id.to_string(),
-            Some(&client_org),
-            Some(&service_org),
-            None,
-            Some(agreement_json(a)),
-        );
+        ch.record(Event {
+            action: "create",
+            kind: ObjectKind::Agreement,
+            key: &a.id.to_string(),
+            organisation: Some(&client_org),
+            peer_organisation: Some(&service_org),
+            before: None,
+            after: Some(agreement_json(a)),
+        });
         ch.done().await
     }
 
@@ -123,15 +123,15 @@ impl Db {
             .bind(a.vlan.map(i64::from))
             .execute(ch.conn())
             .await?;
-            ch.record(
+            ch.record(Event {
                 action,
-                ObjectKind::Agreement,
-                &a.id.to_string(),
-                Some(&client_org),
-                Some(&service_org),
-                Some(agreement_json(&before)),
-                Some(agreement_json(&a)),
-            );
+                kind: ObjectKind::Agreement,
+                key: &a.id.to_string(),
+                organisation: Some(&client_org),
+                peer_organisation: Some(&service_org),
+                before: Some(agreement_json(&before)),
+                after: Some(agreement_json(&a)),
+            });
         }
         ch.done().await
     }
@@ -152,15 +152,15 @@ impl Db {
             .bind(i64::from(id))
             .execute(ch.conn())
             .await?;
-        ch.record(
-            "delete",
-            ObjectKind::Agreement,
-            &key,
-            client_org.as_deref(),
-            service_org.as_deref(),
-            Some(agreement_json(&before)),
-            None,
-        );
+        ch.record(Event {
+            action: "delete",
+            kind: ObjectKind::Agreement,
+            key: &key,
+            organisation: client_org.as_deref(),
+            peer_organisation: service_org.as_deref(),
+            before: Some(agreement_json(&before)),
+            after: None,
+        });
         ch.done().await
     }
 }

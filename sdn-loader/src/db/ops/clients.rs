@@ -19,15 +19,15 @@ impl Db {
             return Err(duplicate(ObjectKind::Client, &c.id));
         }
         write_client(ch.conn(), &c, false).await?;
-        ch.record(
-            "create",
-            ObjectKind::Client,
-            &c.id,
-            Some(&c.organisation),
-            None,
-            None,
-            Some(client_json(&c)),
-        );
+        ch.record(Event {
+            action: "create",
+            kind: ObjectKind::Client,
+            key: &c.id,
+            organisation: Some(&c.organisation),
+            peer_organisation: None,
+            before: None,
+            after: Some(client_json(&c)),
+        });
         ch.done().await
     }
 
@@ -82,15 +82,15 @@ impl Db {
             write_client(ch.conn(), &c, true).await?;
             let peer =
                 (before.organisation != c.organisation).then_some(before.organisation.as_str());
-            ch.record(
+            ch.record(Event {
                 action,
-                ObjectKind::Client,
-                &c.id,
-                Some(&c.organisation),
-                peer,
-                Some(client_json(&before)),
-                Some(client_json(&c)),
-            );
+                kind: ObjectKind::Client,
+                key: &c.id,
+                organisation: Some(&c.organisation),
+                peer_organisation: peer,
+                before: Some(client_json(&before)),
+                after: Some(client_json(&c)),
+            });
         }
         ch.done().await
     }
@@ -171,15 +171,15 @@ impl Db {
             .bind(id)
             .execute(ch.conn())
             .await?;
-        ch.record(
-            "delete",
-            ObjectKind::Client,
-            id,
-            Some(&before.organisation),
-            None,
-            Some(client_json(&before)),
-            None,
-        );
+        ch.record(Event {
+            action: "delete",
+            kind: ObjectKind::Client,
+            key: id,
+            organisation: Some(&before.organisation),
+            peer_organisation: None,
+            before: Some(client_json(&before)),
+            after: None,
+        });
         ch.done().await
     }
 }

@@ -83,26 +83,28 @@ fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// One audited change of one object, as [`Change::record`] takes it.
+struct Event<'a> {
+    action: &'static str,
+    kind: ObjectKind,
+    key: &'a str,
+    organisation: Option<&'a str>,
+    peer_organisation: Option<&'a str>,
+    before: Option<Value>,
+    after: Option<Value>,
+}
+
 impl Change<'_> {
-    #[allow(clippy::too_many_arguments)]
-    fn record(
-        &mut self,
-        action: &'static str,
-        kind: ObjectKind,
-        key: &str,
-        organisation: Option<&str>,
-        peer_organisation: Option<&str>,
-        before: Option<Value>,
-        after: Option<Value>,
-    ) {
+    /// Adds `e` to the audit rows this change writes when it commits.
+    fn record(&mut self, e: Event<'_>) {
         self.audit.push(Row {
-            action,
-            kind,
-            key: key.to_owned(),
-            organisation: organisation.map(str::to_owned),
-            peer_organisation: peer_organisation.map(str::to_owned),
-            before,
-            after,
+            action: e.action,
+            kind: e.kind,
+            key: e.key.to_owned(),
+            organisation: e.organisation.map(str::to_owned),
+            peer_organisation: e.peer_organisation.map(str::to_owned),
+            before: e.before,
+            after: e.after,
         });
     }
 
@@ -411,15 +413,15 @@ impl Db {
             &mut |_| {},
         )
         .await?;
-        ch.record(
-            "create",
-            ObjectKind::Organisation,
-            &o.id,
-            Some(&o.id),
-            None,
-            None,
-            Some(organisation_json(&o)),
-        );
+        ch.record(Event {
+            action: "create",
+            kind: ObjectKind::Organisation,
+            key: &o.id,
+            organisation: Some(&o.id),
+            peer_organisation: None,
+            before: None,
+            after: Some(organisation_json(&o)),
+        });
         ch.done().await
     }
 
@@ -445,15 +447,15 @@ impl Db {
                 .bind(o.name.as_str())
                 .execute(ch.conn())
                 .await?;
-            ch.record(
-                "update",
-                ObjectKind::Organisation,
-                &o.id,
-                Some(&o.id),
-                None,
-                Some(organisation_json(&before)),
-                Some(organisation_json(o)),
-            );
+            ch.record(Event {
+                action: "update",
+                kind: ObjectKind::Organisation,
+                key: &o.id,
+                organisation: Some(&o.id),
+                peer_organisation: None,
+                before: Some(organisation_json(&before)),
+                after: Some(organisation_json(o)),
+            });
         }
         ch.done().await
     }
@@ -498,15 +500,15 @@ impl Db {
             .bind(id)
             .execute(ch.conn())
             .await?;
-        ch.record(
-            "delete",
-            ObjectKind::Organisation,
-            id,
-            Some(id),
-            None,
-            Some(organisation_json(&before)),
-            None,
-        );
+        ch.record(Event {
+            action: "delete",
+            kind: ObjectKind::Organisation,
+            key: id,
+            organisation: Some(id),
+            peer_organisation: None,
+            before: Some(organisation_json(&before)),
+            after: None,
+        });
         ch.done().await
     }
 
@@ -535,15 +537,15 @@ impl Db {
             &mut |_| {},
         )
         .await?;
-        ch.record(
-            "create",
-            ObjectKind::PortAlias,
-            &a.name,
-            None,
-            None,
-            None,
-            Some(port_alias_json(&a)),
-        );
+        ch.record(Event {
+            action: "create",
+            kind: ObjectKind::PortAlias,
+            key: &a.name,
+            organisation: None,
+            peer_organisation: None,
+            before: None,
+            after: Some(port_alias_json(&a)),
+        });
         ch.done().await
     }
 
@@ -564,15 +566,15 @@ impl Db {
             .bind(name)
             .execute(ch.conn())
             .await?;
-        ch.record(
-            "delete",
-            ObjectKind::PortAlias,
-            name,
-            None,
-            None,
-            Some(port_alias_json(&before)),
-            None,
-        );
+        ch.record(Event {
+            action: "delete",
+            kind: ObjectKind::PortAlias,
+            key: name,
+            organisation: None,
+            peer_organisation: None,
+            before: Some(port_alias_json(&before)),
+            after: None,
+        });
         ch.done().await
     }
 }

@@ -19,15 +19,15 @@ impl Db {
             return Err(duplicate(ObjectKind::Service, &s.id));
         }
         write_service(ch.conn(), &s, false).await?;
-        ch.record(
-            "create",
-            ObjectKind::Service,
-            &s.id,
-            Some(&s.organisation),
-            None,
-            None,
-            Some(service_json(&s)),
-        );
+        ch.record(Event {
+            action: "create",
+            kind: ObjectKind::Service,
+            key: &s.id,
+            organisation: Some(&s.organisation),
+            peer_organisation: None,
+            before: None,
+            after: Some(service_json(&s)),
+        });
         ch.done().await
     }
 
@@ -101,15 +101,15 @@ impl Db {
             write_service(ch.conn(), &s, true).await?;
             let peer =
                 (before.organisation != s.organisation).then_some(before.organisation.as_str());
-            ch.record(
+            ch.record(Event {
                 action,
-                ObjectKind::Service,
-                &s.id,
-                Some(&s.organisation),
-                peer,
-                Some(service_json(&before)),
-                Some(service_json(&s)),
-            );
+                kind: ObjectKind::Service,
+                key: &s.id,
+                organisation: Some(&s.organisation),
+                peer_organisation: peer,
+                before: Some(service_json(&before)),
+                after: Some(service_json(&s)),
+            });
         }
         ch.done().await
     }
@@ -143,15 +143,15 @@ impl Db {
             .bind(id)
             .execute(ch.conn())
             .await?;
-        ch.record(
-            "delete",
-            ObjectKind::Service,
-            id,
-            Some(&before.organisation),
-            None,
-            Some(service_json(&before)),
-            None,
-        );
+        ch.record(Event {
+            action: "delete",
+            kind: ObjectKind::Service,
+            key: id,
+            organisation: Some(&before.organisation),
+            peer_organisation: None,
+            before: Some(service_json(&before)),
+            after: None,
+        });
         ch.done().await
     }
 
@@ -190,15 +190,15 @@ impl Db {
         .await?;
         let mut after = before.clone();
         after.endpoints.push(endpoint);
-        ch.record(
-            "add-endpoint",
-            ObjectKind::Service,
-            service,
-            Some(&before.organisation),
-            None,
-            Some(service_json(&before)),
-            Some(service_json(&after)),
-        );
+        ch.record(Event {
+            action: "add-endpoint",
+            kind: ObjectKind::Service,
+            key: service,
+            organisation: Some(&before.organisation),
+            peer_organisation: None,
+            before: Some(service_json(&before)),
+            after: Some(service_json(&after)),
+        });
         ch.done().await
     }
 
@@ -269,15 +269,15 @@ impl Db {
                 .collect(),
             ..before.clone()
         };
-        ch.record(
-            "delete-endpoint",
-            ObjectKind::Service,
-            service,
-            Some(&before.organisation),
-            None,
-            Some(service_json(&before)),
-            Some(service_json(&after)),
-        );
+        ch.record(Event {
+            action: "delete-endpoint",
+            kind: ObjectKind::Service,
+            key: service,
+            organisation: Some(&before.organisation),
+            peer_organisation: None,
+            before: Some(service_json(&before)),
+            after: Some(service_json(&after)),
+        });
         ch.done().await
     }
 }
