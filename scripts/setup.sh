@@ -37,6 +37,17 @@ else
     --no-default-features --features llvm-22
 fi
 
+# rustup's rust-src lets clippy check the eBPF crate for bpfel-unknown-none (-Z build-std;
+# clippy only type-checks, the build itself uses Debian's prebuilt core). Optional: without
+# it `cargo xtask test` says that it did not lint the eBPF crate.
+if [ -d "$(rustc --print sysroot)/lib/rustlib/src/rust/library/core" ]; then
+  log "rust-src present"
+else
+  log "adding rustup's rust-src (clippy of the eBPF crate)"
+  rustup component add rust-src >/dev/null 2>&1 ||
+    log "rust-src could not be installed; cargo xtask test will not lint the eBPF crate"
+fi
+
 if ! mountpoint -q /sys/fs/bpf; then
   log "mounting bpffs on /sys/fs/bpf"
   # 0700: a world-writable bpffs (the default 1777) lets any user make pin directories first.

@@ -66,7 +66,7 @@ pub fn sdn_filter(ctx: XdpContext) -> u32 {
     let mut known = None;
     if cfg.flags & flags::NO_FLOW_LOOKUP == 0 {
         if let Some((key, syn_only)) = fastpath::plain_ipv4(&ctx) {
-            match use_flow4(&key, now, &cfg, syn_only) {
+            match use_flow4(&key, now, cfg, syn_only) {
                 // A remembered denial that must be logged goes the general way, which logs.
                 Lookup::Hit(d) if reason::passes(d.reason) || cfg.flags & flags::LOG_DROPS == 0 => {
                     return finish(&d, len, cfg.flags);
@@ -76,11 +76,11 @@ pub fn sdn_filter(ctx: XdpContext) -> u32 {
             }
         }
     }
-    let d = match general_path(&ctx, &cfg, len, now, known) {
+    let d = match general_path(&ctx, cfg, len, now, known) {
         Some(d) => d,
         None => {
             // SAFETY: a tail call either does not return or fails; on failure we fail closed.
-            let _ = unsafe { SDN_JUMP.tail_call(&ctx, JUMP_CLASSIFY) };
+            unsafe { SDN_JUMP.tail_call(&ctx, JUMP_CLASSIFY) };
             Decision::plain(reason::INTERNAL)
         }
     };
@@ -170,7 +170,7 @@ pub fn sdn_classify(ctx: XdpContext) -> u32 {
     };
     // SAFETY: per-CPU scratch written by sdn_filter on this CPU just before the tail call.
     let s: &mut Scratch = unsafe { &mut *s };
-    let d = classify_first(&ctx, &*s, &cfg);
+    let d = classify_first(&ctx, s, cfg);
     if s.parsed.frag == FragState::First {
         remember_fragment(&s.parsed, &d, cfg.active_generation, s.now);
     }
@@ -193,7 +193,7 @@ fn log_drop(ctx: &XdpContext, s: &mut Scratch, why: u32, parsed: bool) {
     s.log_reason = why;
     s.log_parsed = parsed as u8;
     // SAFETY: see sdn_filter's tail call.
-    let _ = unsafe { SDN_JUMP.tail_call(ctx, JUMP_LOG) };
+    unsafe { SDN_JUMP.tail_call(ctx, JUMP_LOG) };
 }
 
 /// Counts and logs the drop described in `SDN_SCRATCH`, and drops the packet. (Drops never

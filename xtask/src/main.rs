@@ -370,6 +370,7 @@ fn test(no_lint: bool, no_kernel: bool, args: &[String]) -> Result<()> {
             "-D",
             "warnings",
         ]))?;
+        clippy_ebpf()?;
     }
     // A private PostgreSQL server, so both database backends pass the same tests.
     let pg_dir = std::env::temp_dir().join(format!("sdn-pg-{}", std::process::id()));
@@ -406,6 +407,40 @@ fn test(no_lint: bool, no_kernel: bool, args: &[String]) -> Result<()> {
             .args(["--kernel", "6.1", "--no-build"]))?;
     }
     Ok(())
+}
+
+/// Clippy of the eBPF crate for its own target, with rustup's clippy and `-Z build-std=core`
+/// (it only type-checks; the build uses Debian's prebuilt core). Needs rustup's rust-src,
+/// which `scripts/setup.sh` adds when it can; without it this says so and lints nothing.
+fn clippy_ebpf() -> Result<()> {
+    let sysroot = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .context("rustc --print sysroot")?;
+    let core = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim())
+        .join("lib/rustlib/src/rust/library/core");
+    if !core.is_dir() {
+        println!(
+            "WARNING: the eBPF crate was not linted: rustup's rust-src is missing ({} does not exist; `rustup component add rust-src`)",
+            core.display()
+        );
+        return Ok(());
+    }
+    run(
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(root().join("sdn-ebpf"))
+            .env("RUSTC_BOOTSTRAP", "1")
+            .args([
+                "clippy",
+                "--release",
+                "--target",
+                "bpfel-unknown-none",
+                "-Zbuild-std=core",
+                "--target-dir",
+            ])
+            .arg(root().join("target/ebpf-clippy"))
+            .args(["--", "-D", "warnings"]),
+    )
 }
 
 fn bench(sizes: &[String]) -> Result<()> {
