@@ -197,9 +197,10 @@ pub(crate) enum Command {
         /// Interface.
         #[arg(long = "iface", required = true)]
         ifaces: Vec<String>,
-        /// Pin directory on bpffs.
-        #[arg(long, default_value = DEFAULT_PIN_DIR)]
-        pin_dir: PathBuf,
+        /// Pin directory on bpffs (default: `pin_dir` of the configuration file, else
+        /// /sys/fs/bpf/sdn).
+        #[arg(long)]
+        pin_dir: Option<PathBuf>,
         /// Enter this network namespace first.
         #[arg(long)]
         netns: Option<String>,
@@ -209,9 +210,10 @@ pub(crate) enum Command {
     },
     /// Print every dropped packet (aya-log from the running program) until interrupted.
     Log {
-        /// Pin directory on bpffs.
-        #[arg(long, default_value = DEFAULT_PIN_DIR)]
-        pin_dir: PathBuf,
+        /// Pin directory on bpffs (default: `pin_dir` of the configuration file, else
+        /// /sys/fs/bpf/sdn).
+        #[arg(long)]
+        pin_dir: Option<PathBuf>,
         /// Stop after this many seconds (default: until Ctrl-C).
         #[arg(long)]
         seconds: Option<u64>,
@@ -253,9 +255,10 @@ pub(crate) enum Command {
     },
     /// Per-agreement counters and drop reasons of the running data plane.
     Stats {
-        /// Pin directory on bpffs.
-        #[arg(long, default_value = DEFAULT_PIN_DIR)]
-        pin_dir: PathBuf,
+        /// Pin directory on bpffs (default: `pin_dir` of the configuration file, else
+        /// /sys/fs/bpf/sdn).
+        #[arg(long)]
+        pin_dir: Option<PathBuf>,
         /// JSON output.
         #[arg(long)]
         json: bool,

@@ -71,12 +71,13 @@ pub(crate) enum KpiCommand {
     },
     /// Collect counters of a running data plane (what `run --db` does in the background).
     Collect {
-        /// Router name.
-        #[arg(long, default_value_t = sdn_loader::config::hostname())]
-        router: String,
-        /// Pin directory of the running data plane.
-        #[arg(long, default_value = sdn_loader::paths::DEFAULT_PIN_DIR)]
-        pin_dir: PathBuf,
+        /// Router name (default: `router` of the configuration file, else the host name).
+        #[arg(long)]
+        router: Option<String>,
+        /// Pin directory of the running data plane (default: `pin_dir` of the configuration
+        /// file, else /sys/fs/bpf/sdn).
+        #[arg(long)]
+        pin_dir: Option<PathBuf>,
         /// One pass, then exit.
         #[arg(long)]
         once: bool,
@@ -110,10 +111,12 @@ pub(crate) enum KpiCommand {
         /// Address to listen on.
         #[arg(long, default_value = http::DEFAULT_LISTEN)]
         listen: String,
-        /// Router name (its sync state is exported).
-        #[arg(long, default_value_t = sdn_loader::config::hostname())]
-        router: String,
-        /// Pin directory of the running data plane (without one: no live counters).
+        /// Router name, its sync state is exported (default: `router` of the configuration
+        /// file, else the host name).
+        #[arg(long)]
+        router: Option<String>,
+        /// Pin directory of the running data plane (default: `pin_dir` of the configuration
+        /// file; without one: no live counters).
         #[arg(long)]
         pin_dir: Option<PathBuf>,
         /// Per-agreement series: all, none, or the top N by bytes.
@@ -158,7 +161,12 @@ impl HttpLimits {
 const DEFAULT_RETENTION: &str = "minutes=7d,hours=365d,days=forever";
 
 /// Runs `sdn-loader kpi <command>`.
-pub(crate) fn run(rt: &tokio::runtime::Runtime, url: &str, cmd: KpiCommand) -> Result<ExitCode> {
+pub(crate) fn run(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    config: &sdn_loader::config::Config,
+    cmd: KpiCommand,
+) -> Result<ExitCode> {
     rt.block_on(async move {
         let store = KpiStore::open(url)
             .await
@@ -314,6 +322,8 @@ pub(crate) fn run(rt: &tokio::runtime::Runtime, url: &str, cmd: KpiCommand) -> R
                 interval,
                 retention,
             } => {
+                let router = router.unwrap_or_else(|| config.router.clone());
+                let pin_dir = super::pin_dir_of(config, pin_dir);
                 let maps = open_maps(&pin_dir)?;
                 let mut c = Collector::new(router, maps, store)
                     .with_retention(Retention::parse(&retention)?);
@@ -338,6 +348,8 @@ pub(crate) fn run(rt: &tokio::runtime::Runtime, url: &str, cmd: KpiCommand) -> R
                 metrics_agreements,
                 limits,
             } => {
+                let router = router.unwrap_or_else(|| config.router.clone());
+                let pin_dir = pin_dir.or_else(|| config.pin_dir.clone());
                 let maps = pin_dir.as_deref().map(open_maps).transpose()?;
                 let state = Arc::new(HttpState {
                     store,

@@ -81,6 +81,12 @@ fn main() -> ExitCode {
     }
 }
 
+/// The pin directory: the flag, else `pin_dir` of the configuration file, else the default.
+fn pin_dir_of(config: &Config, flag: Option<PathBuf>) -> PathBuf {
+    flag.or_else(|| config.pin_dir.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_PIN_DIR))
+}
+
 /// The configuration file's values where flags leave them open.
 trait ConfigExt {
     fn db_url(&self, flag: Option<String>) -> String;
@@ -189,9 +195,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 bail!("give --iface IF (or `interfaces` in the configuration file)");
             }
             let mode = mode.or(config.mode).unwrap_or(Mode::Native);
-            let pin_dir = pin_dir
-                .or_else(|| config.pin_dir.clone())
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_PIN_DIR));
+            let pin_dir = pin_dir_of(&config, pin_dir);
             let source = match (policy, db.or_else(|| config.database.clone())) {
                 (Some(p), _) => Source::File {
                     path: p,
@@ -267,9 +271,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             pin_dir,
             netns,
             purge,
-        } => detach(&ifaces, &pin_dir, netns.as_deref(), purge),
-        Command::Stats { pin_dir, json } => stats(&pin_dir, json),
-        Command::Log { pin_dir, seconds } => drop_log(&rt, &pin_dir, seconds),
+        } => detach(
+            &ifaces,
+            &pin_dir_of(&config, pin_dir),
+            netns.as_deref(),
+            purge,
+        ),
+        Command::Stats { pin_dir, json } => stats(&pin_dir_of(&config, pin_dir), json),
+        Command::Log { pin_dir, seconds } => drop_log(&rt, &pin_dir_of(&config, pin_dir), seconds),
         Command::Probe { json } => probe_cmd(json),
         Command::Db {
             db,
@@ -285,6 +294,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
             allow_empty,
             command,
         ),
-        Command::Kpi { db, command } => kpi::run(&rt, &config.db_url(db), command),
+        Command::Kpi { db, command } => kpi::run(&rt, &config.db_url(db), &config, command),
     }
 }

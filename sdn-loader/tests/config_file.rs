@@ -1,0 +1,198 @@
+//! Every command that reads the pin directory or the router name takes them from the
+//! configuration file when no flag gives them (flags over file over defaults): `stats`, `log`,
+//! `detach`, `kpi collect` and `kpi serve`. Before, they used the defaults (`/sys/fs/bpf/sdn`,
+//! the host name) whatever the file said, so `detach --purge --config F` acted on another pin
+//! directory than F's. Runs unprivileged: the configured pin directory does not exist, and
+//! each command must name it.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test")]
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The loader binary built for this test run.
+const LOADER: &str = env!("CARGO_BIN_EXE_sdn-loader");
+
+/// A temporary directory with a database and a configuration file naming `router`, the
+/// database and (when `with_pins`) a pin directory that does not exist.
+struct Setup {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+impl Setup {
+    fn new(with_pins: bool) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db = format!("sqlite://{}", dir.path().join("sdn.db").display());
+        let mut text = format!("router = \"hub-cfg\"\ndatabase = \"{db}\"\n");
+        if with_pins {
+            text += &format!("pin_dir = \"{}\"\n", dir.path().join("pins-ux-a").display());
+        }
+        let config = dir.path().join("sdn.toml");
+        std::fs::write(&config, text).unwrap();
+        let s = Self { dir, config };
+        let out = s.loader(&["db", "init"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        s
+    }
+
+    fn pins(&self) -> PathBuf {
+        self.dir.path().join("pins-ux-a")
+    }
+
+    fn loader(&self, args: &[&str]) -> Output {
+        Command::new(LOADER)
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The command failed, and its message names the configured pin directory, not the default.
+fn names_the_configured_pins(what: &str, out: &Output, pins: &Path) {
+    let err = stderr(out);
+    assert!(!out.status.success(), "{what} succeeded: {err}");
+    assert!(
+        err.contains(&pins.display().to_string()),
+        "{what} did not use the configured pin directory: {err}"
+    );
+    assert!(!err.contains("/sys/fs/bpf/sdn"), "{what}: {err}");
+}
+
+#[test]
+fn stats_reads_the_configured_pin_directory() {
+    let s = Setup::new(true);
+    names_the_configured_pins("stats", &s.loader(&["stats"]), &s.pins());
+}
+
+#[test]
+fn log_reads_the_configured_pin_directory() {
+    let s = Setup::new(true);
+    names_the_configured_pins("log", &s.loader(&["log", "--seconds", "1"]), &s.pins());
+}
+
+#[test]
+fn detach_purges_the_configured_pin_directory_only() {
+    let s = Setup::new(true);
+    let out = s.loader(&["detach", "--iface", "sdncfg0", "--purge"]);
+    // Nothing is attached there: it says so, naming the configured directory.
+    names_the_configured_pins("detach", &out, &s.pins());
+}
+
+#[test]
+fn kpi_collect_reads_the_configured_pin_directory() {
+    let s = Setup::new(true);
+    let out = s.loader(&["kpi", "collect", "--once"]);
+    names_the_configured_pins("kpi collect", &out, &s.pins());
+}
+
+#[test]
+fn kpi_serve_reads_the_configured_pin_directory() {
+    let s = Setup::new(true);
+    // A server that ignored the file would serve on without live counters: give it 20 s.
+    let mut child = Command::new(LOADER)
+        .arg("--config")
+        .arg(&s.config)
+        .args(["kpi", "serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("kpi serve started serving instead of opening the configured pin directory");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    names_the_configured_pins("kpi serve", &out, &s.pins());
+}
+
+fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+fn metrics(addr: SocketAddr) -> Option<String> {
+    let mut c = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    c.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        c,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    c.read_to_string(&mut text).ok()?;
+    text.starts_with("HTTP/1.1 200").then_some(text)
+}
+
+#[test]
+fn kpi_serve_exports_under_the_configured_router() {
+    let s = Setup::new(false);
+    // Sync state rows for the configured router and for the host name (the old default),
+    // as the sync loops of two routers would write them: /metrics must show the first.
+    let host = sdn_loader::config::hostname();
+    let url = format!("sqlite://{}", s.dir.path().join("sdn.db").display());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        for (name, state) in [("hub-cfg", "in-sync"), (host.as_str(), "failed")] {
+            sqlx::query(
+                "INSERT INTO routers (name, applied_revision, last_sync, state, seen_revision, checked_at, agreements) VALUES ($1, 1, '2026-05-05T10:00:00.000000Z', $2, 1, '2026-05-05T10:00:00.000000Z', 0)",
+            )
+            .bind(name)
+            .bind(state)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        pool.close().await;
+    });
+    let addr = free_port();
+    let mut child = Command::new(LOADER)
+        .arg("--config")
+        .arg(&s.config)
+        .args(["kpi", "serve", "--listen", &addr.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let text = loop {
+        if let Some(t) = metrics(addr) {
+            break t;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "kpi serve never answered"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        text.contains("sdn_sync_state{router=\"hub-cfg\",state=\"in-sync\"} 1"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&format!("router=\"{host}\"")),
+        "exported under the host name {host}"
+    );
+}
