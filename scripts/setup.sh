@@ -44,7 +44,7 @@ if [ -d "$(rustc --print sysroot)/lib/rustlib/src/rust/library/core" ]; then
   log "rust-src present"
 else
   log "adding rustup's rust-src (clippy of the eBPF crate)"
-  rustup component add rust-src >/dev/null 2>&1 ||
+  timeout 180 rustup component add rust-src >/dev/null 2>&1 ||
     log "rust-src could not be installed; cargo xtask test will not lint the eBPF crate"
 fi
 
