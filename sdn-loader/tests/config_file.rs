@@ -6,8 +6,7 @@
 //! each command must name it.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test")]
 
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -126,17 +125,12 @@ fn free_port() -> SocketAddr {
         .unwrap()
 }
 
+/// The body of `/metrics` once the server answers 200.
 fn metrics(addr: SocketAddr) -> Option<String> {
-    let mut c = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
-    c.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        c,
-        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    c.read_to_string(&mut text).ok()?;
-    text.starts_with("HTTP/1.1 200").then_some(text)
+    match sdn_tests::http::get(addr, "/metrics", Duration::from_secs(5)) {
+        Ok((200, body)) => Some(body),
+        _ => None,
+    }
 }
 
 #[test]

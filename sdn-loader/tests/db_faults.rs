@@ -11,26 +11,19 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::process::Command;
 
 use sdn_loader::db::{Db, DbError, FileChange, OpenOptions};
-use support::netns::workspace_root;
+use support::netns::{outcome, workspace_root};
+use support::target::sqlite_url;
 
 /// The loader binary built for this test run.
 const LOADER: &str = env!("CARGO_BIN_EXE_sdn-loader");
-
-fn url_of(path: &std::path::Path) -> String {
-    format!("sqlite://{}", path.display())
-}
 
 fn mode(path: &std::path::Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
-/// The loader's exit status and stderr.
+/// Whether the loader succeeded with `args`, and its stderr.
 fn loader_err(args: &[&str]) -> (bool, String) {
-    let out = Command::new(LOADER).args(args).output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    outcome(Command::new(LOADER).args(args))
 }
 
 #[tokio::test]
@@ -38,19 +31,19 @@ async fn garbage_and_truncated_files_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let garbage = dir.path().join("garbage.db");
     std::fs::write(&garbage, vec![0x5a_u8; 8192]).unwrap();
-    let err = Db::open_existing(&url_of(&garbage)).await.unwrap_err();
+    let err = Db::open_existing(&sqlite_url(&garbage)).await.unwrap_err();
     let text = err.to_string();
     assert!(text.contains("not an SQLite database"), "{text}");
     assert!(!text.contains("pool timed out"), "{text}");
 
     // A real database cut short: its header is there, its pages are not.
     let good = dir.path().join("good.db");
-    let db = Db::open(&url_of(&good)).await.unwrap();
+    let db = Db::open(&sqlite_url(&good)).await.unwrap();
     db.close().await;
     let bytes = std::fs::read(&good).unwrap();
     let cut = dir.path().join("cut.db");
     std::fs::write(&cut, &bytes[..bytes.len().min(1500)]).unwrap();
-    let err = Db::open_existing(&url_of(&cut)).await.unwrap_err();
+    let err = Db::open_existing(&sqlite_url(&cut)).await.unwrap_err();
     let text = err.to_string();
     assert!(
         text.contains("corrupt") || text.contains("not an SQLite database"),
@@ -90,7 +83,7 @@ async fn an_empty_file_is_not_silently_a_new_database() {
     let dir = tempfile::tempdir().unwrap();
     let empty = dir.path().join("empty.db");
     std::fs::write(&empty, b"").unwrap();
-    let url = url_of(&empty);
+    let url = sqlite_url(&empty);
     for create in [false, true] {
         let err = Db::open_with(
             &url,
@@ -123,7 +116,7 @@ async fn an_empty_file_is_not_silently_a_new_database() {
     assert!(ok, "{stderr}");
     let other = dir.path().join("other.db");
     std::fs::write(&other, b"").unwrap();
-    let (ok, stderr) = loader_err(&["db", "--db", &url_of(&other), "init"]);
+    let (ok, stderr) = loader_err(&["db", "--db", &sqlite_url(&other), "init"]);
     assert!(ok, "`db init` asks for a new database: {stderr}");
 }
 
@@ -154,7 +147,7 @@ async fn files_are_for_the_owner_and_group_only() {
     let dir = tempfile::tempdir().unwrap();
     // A new database, in a directory the loader creates.
     let path = dir.path().join("state/sdn.db");
-    let db = Db::open(&url_of(&path)).await.unwrap();
+    let db = Db::open(&sqlite_url(&path)).await.unwrap();
     db.import(
         &sdn_loader::policy::load_file(&workspace_root().join("examples/demo-policy.toml"))
             .unwrap(),
@@ -170,9 +163,9 @@ async fn files_are_for_the_owner_and_group_only() {
     db.close().await;
     // One left world-readable by an earlier version is made private when opened.
     let old = dir.path().join("old.db");
-    Db::open(&url_of(&old)).await.unwrap().close().await;
+    Db::open(&sqlite_url(&old)).await.unwrap().close().await;
     std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
-    Db::open_existing(&url_of(&old))
+    Db::open_existing(&sqlite_url(&old))
         .await
         .unwrap()
         .close()
@@ -191,12 +184,12 @@ async fn files_are_for_the_owner_and_group_only() {
 async fn a_deleted_or_replaced_file_is_noticed() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sdn.db");
-    let db = Db::open(&url_of(&path)).await.unwrap();
+    let db = Db::open(&sqlite_url(&path)).await.unwrap();
     assert_eq!(db.file_change(), None);
     assert_eq!(db.revision().await.unwrap(), 0);
     // Replaced: another database moved over it.
     let other = dir.path().join("other.db");
-    Db::open(&url_of(&other)).await.unwrap().close().await;
+    Db::open(&sqlite_url(&other)).await.unwrap().close().await;
     std::fs::rename(&other, &path).unwrap();
     assert_eq!(db.file_change(), Some(FileChange::Replaced));
     let err = db.revision().await.unwrap_err();

@@ -24,6 +24,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use support::http::get;
 use support::netns::{run_ok, workspace_root};
 
 /// The loader binary built for this test run.
@@ -95,29 +96,6 @@ fn server(nofile: Option<u64>, args: &[&str]) -> Server {
         std::thread::sleep(Duration::from_millis(50));
     }
     s
-}
-
-/// One GET with `Connection: close`; the status and body, or an error if no answer came
-/// within `limit`.
-fn get(addr: SocketAddr, path: &str, limit: Duration) -> Result<(u16, String), String> {
-    let mut s = TcpStream::connect_timeout(&addr, limit).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(limit)).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).map_err(|e| e.to_string())?;
-    let (head, body) = buf
-        .split_once("\r\n\r\n")
-        .ok_or(format!("no head: {buf:?}"))?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or(format!("no status: {head:?}"))?;
-    Ok((status, body.to_owned()))
 }
 
 /// A sample of `/metrics` (`name` with its labels as written, e.g. `x{reason="a"}`).

@@ -11,7 +11,8 @@
 //! - [`generate`]: seeded random policies, frames and mutations (documentation addresses only);
 //! - [`netns`]: namespace topologies, the loader binary, sockets inside namespaces;
 //! - [`daemon`]: `sdn-loader run --db` daemons, a private PostgreSQL server, waiting;
-//! - [`target`]: a database per test, SQLite or a schema on PostgreSQL.
+//! - [`target`]: a database per test, SQLite or a schema on PostgreSQL;
+//! - [`http`]: plain HTTP requests to the loader's server.
 //!
 //! Fixture policies are files in `fixtures/`. The loader's own unprivileged tests
 //! (`sdn-loader/tests`) use [`target`] and [`netns`]'s process helpers too.
@@ -26,6 +27,7 @@
 
 pub mod daemon;
 pub mod r#gen;
+pub mod http;
 pub mod netns;
 pub mod oracle;
 pub mod target;

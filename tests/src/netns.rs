@@ -87,6 +87,15 @@ pub fn root_or_skip() -> bool {
     false
 }
 
+/// Whether a command succeeded, and its stderr; panics if it cannot be started.
+pub fn outcome(cmd: &mut Command) -> (bool, String) {
+    let out = run(cmd);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Runs a command and returns its output; panics if it cannot be started.
 pub fn run(cmd: &mut Command) -> Output {
     cmd.output()

@@ -3,6 +3,11 @@
 
 use chrono::Utc;
 
+/// The URL of the SQLite file at `path`.
+pub fn sqlite_url(path: &std::path::Path) -> String {
+    format!("sqlite://{}", path.display())
+}
+
 /// A database to test against; dropped (Postgres schema) by `finish`.
 pub struct Target {
     /// The URL to open.

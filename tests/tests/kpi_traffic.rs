@@ -171,18 +171,11 @@ fn kpis_equal_traffic_across_restart_and_policy_change() {
     // The daemon serves on the host's loopback (it enters the hub's namespace only to
     // attach).
     let body = {
-        use std::io::{Read as _, Write as _};
-        let mut c = std::net::TcpStream::connect("127.0.0.1:9640").unwrap();
-        c.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-            .unwrap();
-        let mut text = String::new();
-        c.read_to_string(&mut text).unwrap();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap();
-        assert!(
-            head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
-            "{head}"
-        );
-        body.to_owned()
+        let addr = "127.0.0.1:9640".parse().unwrap();
+        let (status, body) =
+            support::http::get(addr, "/metrics", std::time::Duration::from_secs(10)).unwrap();
+        assert_eq!(status, 200, "{body}");
+        body
     };
     let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).unwrap();
     let get = |name: &str, agreement: &str| {

@@ -8,19 +8,12 @@ use sdn_tests as support;
 use std::os::unix::fs::PermissionsExt as _;
 use std::process::Command;
 
-use support::netns::LOADER;
+use support::netns::{LOADER, outcome};
+use support::target::sqlite_url;
 
-fn url_of(path: &std::path::Path) -> String {
-    format!("sqlite://{}", path.display())
-}
-
-/// The loader's exit status and stderr.
+/// Whether the loader succeeded with `args`, and its stderr.
 fn loader_err(args: &[&str]) -> (bool, String) {
-    let out = Command::new(&*LOADER).args(args).output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    outcome(Command::new(&*LOADER).args(args))
 }
 
 /// As an unprivileged user: a database in a directory it may not write says "read-only" or
@@ -33,20 +26,16 @@ fn an_unprivileged_user_is_told_why() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let path = dir.path().join("sdn.db");
-    let url = url_of(&path);
+    let url = sqlite_url(&path);
     let (ok, stderr) = loader_err(&["db", "--db", &url, "init"]);
     assert!(ok, "{stderr}");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     let as_nobody = |args: &[&str]| {
-        let out = Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(&*LOADER)
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
+        outcome(
+            Command::new("setpriv")
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(&*LOADER)
+                .args(args),
         )
     };
     let t0 = std::time::Instant::now();

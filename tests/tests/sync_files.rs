@@ -6,7 +6,6 @@
 
 use sdn_tests as support;
 
-use std::io::{Read as _, Write as _};
 use std::time::Duration;
 
 use support::daemon::{Hub, loader, ping_from, router_status, wait_for};
@@ -15,13 +14,10 @@ use support::netns::workspace_root;
 const LISTEN: &str = "127.0.0.1:9647";
 
 fn metrics() -> Option<String> {
-    let mut c = std::net::TcpStream::connect(LISTEN).ok()?;
-    c.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    c.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .ok()?;
-    let mut text = String::new();
-    c.read_to_string(&mut text).ok()?;
-    text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())
+    let addr = LISTEN.parse().ok()?;
+    support::http::get(addr, "/metrics", Duration::from_secs(10))
+        .ok()
+        .map(|(_, body)| body)
 }
 
 fn metric_line(name: &str) -> Option<String> {

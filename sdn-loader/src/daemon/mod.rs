@@ -12,8 +12,8 @@ pub mod shutdown;
 pub use shutdown::Shutdown;
 
 /// Where the policy in force when `run` attaches comes from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FirstPolicy {
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FirstPolicy<'a> {
     /// A policy file, compiled and applied before anything is attached.
     File,
     /// A data plane already running from the pins, with the policy it had.
@@ -21,6 +21,8 @@ pub enum FirstPolicy {
     /// The first sync from the database: the revision it applied, or `None` when it never
     /// succeeded (the daemon was stopped while the database was unreachable).
     FirstSync {
+        /// The database (named in the error).
+        url: &'a str,
         /// The revision applied by the first sync.
         applied: Option<u64>,
     },
@@ -38,13 +40,15 @@ pub enum DaemonError {
 }
 
 /// Whether the program may be attached: only with a policy in force, never the empty
-/// (deny-all) one of a freshly loaded program. `url` names the database in the error.
-pub fn ready_to_attach(first: FirstPolicy, url: &str) -> Result<(), DaemonError> {
+/// (deny-all) one of a freshly loaded program.
+pub fn ready_to_attach(first: &FirstPolicy<'_>) -> Result<(), DaemonError> {
     match first {
         FirstPolicy::File
         | FirstPolicy::AlreadyRunning
-        | FirstPolicy::FirstSync { applied: Some(_) } => Ok(()),
-        FirstPolicy::FirstSync { applied: None } => Err(DaemonError::NoFirstSync {
+        | FirstPolicy::FirstSync {
+            applied: Some(_), ..
+        } => Ok(()),
+        FirstPolicy::FirstSync { url, applied: None } => Err(DaemonError::NoFirstSync {
             url: crate::db::redact_url(url),
         }),
     }
@@ -57,10 +61,14 @@ mod tests {
     #[test]
     fn attaches_only_with_a_policy_in_force() {
         let url = "postgres://sdn:secret@127.0.0.1/sdn";
-        assert!(ready_to_attach(FirstPolicy::File, url).is_ok());
-        assert!(ready_to_attach(FirstPolicy::AlreadyRunning, url).is_ok());
-        assert!(ready_to_attach(FirstPolicy::FirstSync { applied: Some(1) }, url).is_ok());
-        let e = ready_to_attach(FirstPolicy::FirstSync { applied: None }, url)
+        assert!(ready_to_attach(&FirstPolicy::File).is_ok());
+        assert!(ready_to_attach(&FirstPolicy::AlreadyRunning).is_ok());
+        let synced = FirstPolicy::FirstSync {
+            url,
+            applied: Some(1),
+        };
+        assert!(ready_to_attach(&synced).is_ok());
+        let e = ready_to_attach(&FirstPolicy::FirstSync { url, applied: None })
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();

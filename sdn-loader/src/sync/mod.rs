@@ -511,8 +511,6 @@ pub fn follow(
     // The LISTEN connection and the pool clean up through tasks when dropped: keep the
     // runtime current for the whole loop.
     let _rt = rt.enter();
-    // Sleeps that a shutdown cuts short.
-    let pause = |d: Duration| shutdown.sleep_blocking(d);
     let mut db: Option<Db> = None;
     let mut listener: Option<sqlx::postgres::PgListener> = None;
     let mut f: Option<Follower> = resume;
@@ -550,7 +548,7 @@ pub fn follow(
                         "agreement database unreachable ({e}); keeping the policy in force, retrying in {:?}",
                         backoff
                     );
-                    pause(backoff);
+                    shutdown.sleep_blocking(backoff);
                     // A file put back at its path (a restore) is looked for every 2 s at most.
                     let most = if file_gone.is_some() {
                         opts.max_backoff.min(Duration::from_secs(2))
@@ -624,7 +622,7 @@ pub fn follow(
                     rt.block_on(old.close());
                 }
                 listener = None;
-                pause(Duration::from_secs(1));
+                shutdown.sleep_blocking(Duration::from_secs(1));
                 continue;
             }
             Err(e) => {
@@ -637,7 +635,7 @@ pub fn follow(
                 );
                 db = None;
                 listener = None;
-                pause(backoff);
+                shutdown.sleep_blocking(backoff);
                 backoff = (backoff * 2).min(opts.max_backoff);
                 continue;
             }

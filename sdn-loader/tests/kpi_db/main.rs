@@ -11,7 +11,6 @@
 use sdn_tests as support;
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{Read as _, Write as _};
 use std::process::Command;
 use std::sync::Arc;
 
@@ -286,19 +285,9 @@ async fn queries_filter_group_and_rank() {
     assert!(Resolution::parse("week").is_err());
 }
 
+/// `method path` to the server at `addr`; panics when it does not answer within 10 s.
 fn http_get(addr: std::net::SocketAddr, path: &str, method: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).unwrap();
-    let (head, body) = buf.split_once("\r\n\r\n").unwrap();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    // Small bodies only: axum sends Content-Length, not chunks.
-    (status, body.to_owned())
+    support::http::request(addr, method, path, std::time::Duration::from_secs(10)).unwrap()
 }
 
 #[test]

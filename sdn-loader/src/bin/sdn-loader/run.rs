@@ -169,7 +169,7 @@ impl Start<'_> {
                     "policy {} applied (as of {date})",
                     path.display()
                 );
-                (FirstPolicy::File, "")
+                FirstPolicy::File
             }
             (None, Source::Db { url, opts, .. }) if !self.was_running => {
                 let what = Follow {
@@ -180,12 +180,12 @@ impl Start<'_> {
                 };
                 resume = sdn_loader::sync::follow(rt, &mut dp, what, shutdown);
                 let applied = resume.as_ref().and_then(|f| f.applied).map(|a| a.revision);
-                (FirstPolicy::FirstSync { applied }, url.as_str())
+                FirstPolicy::FirstSync { url, applied }
             }
-            _ => (FirstPolicy::AlreadyRunning, ""),
+            _ => FirstPolicy::AlreadyRunning,
         };
         // Never attach an empty (deny-all) policy.
-        ready_to_attach(first.0, first.1)?;
+        ready_to_attach(&first)?;
         let xdp_mode = match self.mode {
             Mode::Native => XdpMode::Driver,
             Mode::Generic => XdpMode::Skb,
