@@ -1,5 +1,6 @@
-//! Builds the XDP program (the `sdn-ebpf` crate, its own workspace) for bpfel-unknown-none
-//! with Debian's rustc-web and embeds it. Without that toolchain (e.g. `cargo clippy` on a
+//! Builds the XDP programs (the `sdn-ebpf` crate, its own workspace) for bpfel-unknown-none
+//! with Debian's rustc-web and embeds its two objects: the filter (`sdn-ebpf.o`) and the
+//! benchmark programs (`sdn-bench.o`). Without that toolchain (e.g. `cargo clippy` on a
 //! machine that never ran `scripts/setup.sh`) an empty object is embedded and the loader
 //! says so at run time; `SDN_EBPF_BUILD=require` turns that into a build error.
 
@@ -28,6 +29,7 @@ fn home_cargo_bin() -> PathBuf {
 fn main() {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap_or_default());
     let dst = out_dir.join("sdn-ebpf.o");
+    let bench_dst = out_dir.join("sdn-bench.o");
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
     let root = manifest_dir
         .parent()
@@ -42,11 +44,21 @@ fn main() {
         println!("cargo:rerun-if-changed={}", root.join(p).display());
     }
     println!("cargo:rerun-if-env-changed=SDN_EBPF_OBJECT");
+    println!("cargo:rerun-if-env-changed=SDN_BENCH_OBJECT");
     println!("cargo:rerun-if-env-changed=SDN_EBPF_BUILD");
 
+    // A prebuilt filter object, and optionally the benchmark object (without it the
+    // benchmark programs are reported missing when a benchmark asks for them).
     if let Some(obj) = env::var_os("SDN_EBPF_OBJECT") {
         if let Err(e) = fs::copy(&obj, &dst) {
             panic!("SDN_EBPF_OBJECT={}: {e}", PathBuf::from(obj).display());
+        }
+        let copied = match env::var_os("SDN_BENCH_OBJECT") {
+            Some(bench) => fs::copy(&bench, &bench_dst).map(drop),
+            None => fs::write(&bench_dst, []),
+        };
+        if let Err(e) = copied {
+            panic!("SDN_BENCH_OBJECT: {}: {e}", bench_dst.display());
         }
         return;
     }
@@ -55,8 +67,10 @@ fn main() {
         println!(
             "cargo:warning=building sdn-loader without the XDP program (no BPF toolchain; run scripts/setup.sh)"
         );
-        if let Err(e) = fs::write(&dst, []) {
-            panic!("{}: {e}", dst.display());
+        for to in [&dst, &bench_dst] {
+            if let Err(e) = fs::write(to, []) {
+                panic!("{}: {e}", to.display());
+            }
         }
         return;
     }
@@ -102,8 +116,10 @@ fn main() {
     if !status.success() {
         panic!("building the XDP program (sdn-ebpf) failed: {status}");
     }
-    let obj = target_dir.join("bpfel-unknown-none/release/sdn-ebpf");
-    if let Err(e) = fs::copy(&obj, &dst) {
-        panic!("{}: {e}", obj.display());
+    for (bin, to) in [("sdn-ebpf", &dst), ("sdn-bench", &bench_dst)] {
+        let obj = target_dir.join("bpfel-unknown-none/release").join(bin);
+        if let Err(e) = fs::copy(&obj, to) {
+            panic!("{}: {e}", obj.display());
+        }
     }
 }

@@ -5,19 +5,7 @@
 use aya_ebpf::programs::XdpContext;
 use sdn_common::FlowKey4;
 
-use crate::packet::{PROTO_TCP, PROTO_UDP};
-
-#[inline(always)]
-fn u16_at(p: *const u8, i: usize) -> u16 {
-    // SAFETY: callers read inside the range they checked against the frame end.
-    unsafe { u16::from_be(core::ptr::read_unaligned(p.add(i) as *const u16)) }
-}
-
-#[inline(always)]
-fn word_at(p: *const u8, i: usize) -> u32 {
-    // SAFETY: see u16_at.
-    unsafe { core::ptr::read_unaligned(p.add(i) as *const u32) }
-}
+use crate::read::{PROTO_TCP, PROTO_UDP, be16_at, word_at};
 
 /// The flow key of a plain IPv4 TCP/UDP packet, and whether it is a SYN without ACK.
 #[inline(always)]
@@ -30,13 +18,13 @@ pub(crate) fn plain_ipv4(ctx: &XdpContext) -> Option<(FlowKey4, bool)> {
     }
     let eth = start as *const u8;
     let mut vlan = 0u16;
-    let ip = match u16_at(eth, 12) {
+    let ip = match be16_at(eth, 12) {
         0x0800 => start + 14,
         0x8100 => {
-            if start + 18 + 20 + 8 > end || u16_at(eth, 16) != 0x0800 {
+            if start + 18 + 20 + 8 > end || be16_at(eth, 16) != 0x0800 {
                 return None;
             }
-            vlan = u16_at(eth, 14) & 0x0fff;
+            vlan = be16_at(eth, 14) & 0x0fff;
             start + 18
         }
         _ => return None,
@@ -47,7 +35,7 @@ pub(crate) fn plain_ipv4(ctx: &XdpContext) -> Option<(FlowKey4, bool)> {
     let h = ip as *const u8;
     // SAFETY: 28 bytes from ip were checked above.
     let (vihl, proto) = unsafe { (*h, *h.add(9)) };
-    if vihl != 0x45 || u16_at(h, 6) & 0x3fff != 0 {
+    if vihl != 0x45 || be16_at(h, 6) & 0x3fff != 0 {
         return None;
     }
     // Frame-end checks before the IP-length checks: the verifier needs them, and LLVM drops
@@ -69,7 +57,7 @@ pub(crate) fn plain_ipv4(ctx: &XdpContext) -> Option<(FlowKey4, bool)> {
     } else {
         return None;
     };
-    let total = u16_at(h, 2) as usize;
+    let total = be16_at(h, 2) as usize;
     // Compared as lengths: 6.1's verifier loses the bound of a byte-swapped value and
     // refuses to add it to a packet pointer.
     if total < need || total > end - ip {
@@ -79,8 +67,8 @@ pub(crate) fn plain_ipv4(ctx: &XdpContext) -> Option<(FlowKey4, bool)> {
         FlowKey4 {
             src: word_at(h, 12),
             dst: word_at(h, 16),
-            src_port: u16_at(h, 20),
-            dst_port: u16_at(h, 22),
+            src_port: be16_at(h, 20),
+            dst_port: be16_at(h, 22),
             vlan,
             protocol: proto,
             _pad: 0,

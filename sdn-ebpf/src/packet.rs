@@ -13,11 +13,8 @@ use sdn_common::{MAX_EXT_HEADERS, family, reason};
 
 use crate::classify::Tuple;
 
-pub(crate) const PROTO_ICMP: u8 = 1;
-pub(crate) const PROTO_TCP: u8 = 6;
-pub(crate) const PROTO_UDP: u8 = 17;
-pub(crate) const PROTO_ICMPV6: u8 = 58;
-pub(crate) const PROTO_SCTP: u8 = 132;
+pub(crate) use crate::read::{PROTO_ICMP, PROTO_ICMPV6, PROTO_SCTP, PROTO_TCP, PROTO_UDP};
+use crate::read::{at, be16_at, u8_at, word_at};
 
 /// ICMP classes (`icmp_class`).
 pub(crate) const ICMP_NONE: u8 = 0;
@@ -75,36 +72,6 @@ const fn is_vlan(ethertype: u16) -> bool {
 #[inline(always)]
 const fn is_ext(nh: u8) -> bool {
     nh == 0 || nh == 43 || nh == 60 || nh == 44 || nh == 51
-}
-
-/// `len` bytes at `off`, or `None` past the end of the frame.
-#[inline(always)]
-fn at(start: usize, end: usize, off: usize, len: usize) -> Option<*const u8> {
-    let p = start + off;
-    if p + len > end {
-        None
-    } else {
-        Some(p as *const u8)
-    }
-}
-
-#[inline(always)]
-fn u8_at(p: *const u8, i: usize) -> u8 {
-    // SAFETY: callers only read inside a range `at` checked.
-    unsafe { *p.add(i) }
-}
-
-#[inline(always)]
-fn be16_at(p: *const u8, i: usize) -> u16 {
-    // SAFETY: see u8_at.
-    unsafe { u16::from_be(core::ptr::read_unaligned(p.add(i) as *const u16)) }
-}
-
-/// A 32-bit word kept in network byte order (as stored in map keys).
-#[inline(always)]
-fn word_at(p: *const u8, i: usize) -> u32 {
-    // SAFETY: see u8_at.
-    unsafe { core::ptr::read_unaligned(p.add(i) as *const u32) }
 }
 
 /// The ICMP class of a parsed packet (`ICMP_NONE` when it is not ICMP of its family).

@@ -342,3 +342,37 @@ fn pins_of_a_build_with_another_map_layout_are_refused_by_name() {
     let left: Vec<_> = std::fs::read_dir(&maps).unwrap().flatten().collect();
     assert_eq!(left.len(), 1, "{left:?}");
 }
+
+/// The benchmark object (loaded on first use) shares the filter's flow table: its flow floor
+/// passes a flow the filter let in and drops one it never saw, and `sdn_pass` passes all.
+#[test]
+fn the_benchmark_programs_share_the_filters_flow_table() {
+    if !support::netns::root_or_skip() {
+        return;
+    }
+    use sdn_common::action;
+    use sdn_loader::dataplane::Program;
+    let compiled = policy(r#""53""#);
+    let mut dp = load(1 << 10, &compiled);
+    let established = tcp(40000, 443, SYN);
+    assert_eq!(judge(&mut dp, &established), ("forward", true));
+    let unknown = tcp(40001, 443, ACK);
+    let action_of =
+        |dp: &mut Dataplane, frame: &[u8], which| dp.time_frame(frame, 1, which).unwrap().1;
+    assert_eq!(
+        action_of(&mut dp, &established, Program::FlowFloor),
+        action::PASS
+    );
+    assert_eq!(
+        action_of(&mut dp, &unknown, Program::FlowFloor),
+        action::DROP
+    );
+    assert_eq!(action_of(&mut dp, &unknown, Program::Pass), action::PASS);
+    // Once the filter has let the second flow in (after the benchmark object was loaded), the
+    // floor finds it too: one table, not a copy.
+    assert_eq!(judge(&mut dp, &unknown).0, "forward");
+    assert_eq!(
+        action_of(&mut dp, &unknown, Program::FlowFloor),
+        action::PASS
+    );
+}

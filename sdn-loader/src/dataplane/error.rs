@@ -11,9 +11,9 @@ pub enum DataplaneError {
         "this sdn-loader was built without the XDP program (the BPF toolchain was missing): run scripts/setup.sh, then rebuild"
     )]
     NoObject,
-    /// The kernel lacks something the data plane needs (one sentence per feature).
-    #[error("{0}")]
-    Kernel(String),
+    /// The kernel lacks something the data plane needs (one sentence per missing feature).
+    #[error("{}", .0.refusal().unwrap_or_default())]
+    Kernel(Box<crate::dataplane::probe::Report>),
     /// Loading the object failed.
     #[error("loading the XDP object")]
     Load(#[from] aya::EbpfError),
@@ -69,11 +69,11 @@ pub enum DataplaneError {
         capacity: u32,
     },
     /// A test run failed.
-    #[error("BPF_PROG_TEST_RUN: {0}")]
-    TestRun(ProgramError),
+    #[error("BPF_PROG_TEST_RUN")]
+    TestRun(#[source] ProgramError),
     /// Getting the CPU count failed.
-    #[error("reading the possible CPUs: {0}")]
-    Cpus(std::io::Error),
+    #[error("reading the possible CPUs")]
+    Cpus(#[source] std::io::Error),
     /// A pinned map left by a build whose map layout differs from this one's.
     #[error(
         "the pinned map {path} was made by a different build of sdn-filter (key {found_key} and value {found_value} bytes; this build needs {want_key} and {want_value}): detach with `sdn-loader detach --iface IF --purge` (that drops the pinned counters: collect KPIs first), then run again"
@@ -93,6 +93,16 @@ pub enum DataplaneError {
     /// The pin tree is refused or cannot be made.
     #[error(transparent)]
     PinTree(#[from] crate::dataplane::pins::PinTreeError),
+    /// Pinning a map the benchmark object shares with the filter failed (is the BPF
+    /// filesystem mounted at /sys/fs/bpf?).
+    #[error("pinning {path} for the benchmark programs")]
+    BenchPin {
+        /// The pin.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: aya::pin::PinError,
+    },
     /// Pin directory problems.
     #[error("pin directory {path}")]
     PinDir {

@@ -18,11 +18,14 @@ use aya::{
 };
 use sdn_common::{GEN_HEADER_MAP, GEN_MAP, generator};
 
-use crate::dataplane::{Dataplane, Program};
+use crate::dataplane::{Dataplane, DataplaneError, Program};
 
 /// Errors of the generator.
 #[derive(Debug, thiserror::Error)]
 pub enum GeneratorError {
+    /// The benchmark object could not be loaded.
+    #[error("loading the benchmark programs")]
+    Load(#[source] Box<DataplaneError>),
     /// A program or map is missing from the object.
     #[error("{0} missing from the XDP object")]
     Missing(&'static str),
@@ -76,7 +79,8 @@ impl Dataplane {
     /// An XDP program of the object, to attach it as a benchmark reference.
     pub fn xdp_mut(&mut self, which: Program) -> Result<&mut Xdp, GeneratorError> {
         let name = which.name();
-        self.ebpf
+        self.object_of(which)
+            .map_err(|e| GeneratorError::Load(Box::new(e)))?
             .program_mut(name)
             .ok_or(GeneratorError::Missing(name))?
             .try_into()
@@ -106,7 +110,8 @@ impl Dataplane {
         }
         {
             let map = self
-                .ebpf
+                .object_of(Program::Gen)
+                .map_err(|e| GeneratorError::Load(Box::new(e)))?
                 .map_mut(GEN_MAP)
                 .ok_or(GeneratorError::Missing(GEN_MAP))?;
             let mut settings: Array<_, u32> = Array::try_from(map).map_err(GeneratorError::Map)?;
@@ -120,7 +125,8 @@ impl Dataplane {
         }
         {
             let map = self
-                .ebpf
+                .object_of(Program::Gen)
+                .map_err(|e| GeneratorError::Load(Box::new(e)))?
                 .map_mut(GEN_HEADER_MAP)
                 .ok_or(GeneratorError::Missing(GEN_HEADER_MAP))?;
             let mut header_map: Array<_, [u8; generator::HEADER_BYTES]> =

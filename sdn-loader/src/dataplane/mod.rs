@@ -3,6 +3,7 @@
 //! running frames through BPF_PROG_TEST_RUN, and reading counters.
 
 pub mod attach;
+mod bench;
 mod clock;
 mod error;
 pub mod generator;
@@ -162,7 +163,9 @@ pub struct Maps {
 
 /// A loaded program with its maps.
 pub struct Dataplane {
-    pub(crate) ebpf: Ebpf,
+    ebpf: Ebpf,
+    /// The benchmark programs, loaded when first asked for (`bench`).
+    bench: Option<Ebpf>,
     maps: Maps,
     caps: Capacities,
     /// Agreement id -> counter slot (recovered from the rules in force when re-using pins).
@@ -295,9 +298,13 @@ impl Dataplane {
             return Err(DataplaneError::NoObject);
         }
         // Probe once per process: a clear sentence beats a verifier log on an old kernel.
-        static REFUSAL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-        if let Some(why) = REFUSAL.get_or_init(|| crate::dataplane::probe::probe().refusal()) {
-            return Err(DataplaneError::Kernel(why.clone()));
+        static REFUSAL: std::sync::OnceLock<Option<probe::Report>> = std::sync::OnceLock::new();
+        let refused = REFUSAL.get_or_init(|| {
+            let report = probe::probe();
+            report.refusal().is_some().then_some(report)
+        });
+        if let Some(report) = refused {
+            return Err(DataplaneError::Kernel(Box::new(report.clone())));
         }
         let mut loader = EbpfLoader::new();
         loader
@@ -318,13 +325,7 @@ impl Dataplane {
             }
         }
         let mut ebpf = loader.load(EBPF_OBJECT)?;
-        for name in [
-            CLASSIFIER_NAME,
-            LOGGER_NAME,
-            PROGRAM_NAME,
-            PASS_NAME,
-            FLOW_FLOOR_NAME,
-        ] {
+        for name in [CLASSIFIER_NAME, LOGGER_NAME, PROGRAM_NAME] {
             let program: &mut Xdp = ebpf
                 .program_mut(name)
                 .ok_or(DataplaneError::MissingProgram(name))?
@@ -370,6 +371,7 @@ impl Dataplane {
         )?;
         let mut dp = Self {
             ebpf,
+            bench: None,
             maps,
             caps,
             slots: BTreeMap::new(),
@@ -653,10 +655,22 @@ impl Dataplane {
         Ok(())
     }
 
+    /// The object holding `which`: the filter's, or the benchmark object (loaded the first
+    /// time a benchmark program is asked for).
+    fn object_of(&mut self, which: Program) -> Result<&mut Ebpf, DataplaneError> {
+        if which == Program::Filter {
+            return Ok(&mut self.ebpf);
+        }
+        if self.bench.is_none() {
+            self.bench = Some(bench::load(&self.ebpf)?);
+        }
+        self.bench.as_mut().ok_or(DataplaneError::NoObject)
+    }
+
     /// Runs one frame through the program (BPF_PROG_TEST_RUN) and reads its own record of
     /// the decision. The instance must have `flags::RECORD_LAST` set.
     pub fn run_frame(&mut self, frame: &[u8]) -> Result<FrameResult, DataplaneError> {
-        let res = self.test_run(PROGRAM_NAME, frame, 1)?;
+        let res = self.test_run(Program::Filter, frame, 1)?;
         // One shared record (not per CPU): the thread may have moved between runs.
         let last = self.maps.last.get(&0, 0).map_err(map_err(maps::LAST))?;
         Ok(FrameResult {
@@ -673,19 +687,20 @@ impl Dataplane {
         repeat: u32,
         which: Program,
     ) -> Result<(Duration, u32), DataplaneError> {
-        let res = self.test_run(which.name(), frame, repeat)?;
+        let res = self.test_run(which, frame, repeat)?;
         Ok((res.duration, res.return_value))
     }
 
-    /// BPF_PROG_TEST_RUN of one of the object's programs on `frame`, `repeat` times.
+    /// BPF_PROG_TEST_RUN of `which` on `frame`, `repeat` times.
     fn test_run(
-        &self,
-        name: &'static str,
+        &mut self,
+        which: Program,
         frame: &[u8],
         repeat: u32,
     ) -> Result<aya::programs::TestRunResult, DataplaneError> {
+        let name = which.name();
         let prog: &Xdp = self
-            .ebpf
+            .object_of(which)?
             .program(name)
             .ok_or(DataplaneError::MissingProgram(name))?
             .try_into()

@@ -1,22 +1,22 @@
 //! The program's maps. Policy maps hold two generations side by side; `SDN_CONFIG` says which
 //! one is in force, so a policy switch is one word written by the loader.
 
+mod shared;
+
+pub(crate) use shared::{SDN_FLOW_TABLE4, config, now_ns};
+
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
-    helpers::bpf_jiffies64,
     macros::map,
     maps::{Array, HashMap, LruHashMap, PerCpuArray, ProgramArray},
 };
 use sdn_common::{
-    AgreementCounters, Config, FLOW_WAYS, FlowBucket4, FlowKey, FlowValue, FragmentKey,
-    FragmentValue, LastDecision, PREFIX_LENGTHS_ENTRIES, PrefixKey, PrefixLengths, PrefixValue,
-    RuleKey, RuleValue, capacity, reason,
+    AgreementCounters, FlowKey, FlowValue, FragmentKey, FragmentValue, LastDecision,
+    PREFIX_LENGTHS_ENTRIES, PrefixKey, PrefixLengths, PrefixValue, RuleKey, RuleValue, capacity,
+    reason,
 };
 
 use crate::packet::Parsed;
-
-#[map]
-pub(crate) static SDN_CONFIG: Array<Config> = Array::with_max_entries(1, 0);
 
 #[map]
 pub(crate) static SDN_PREFIXES: HashMap<PrefixKey, PrefixValue> =
@@ -33,11 +33,6 @@ pub(crate) static SDN_RULES: HashMap<RuleKey, RuleValue> =
 #[map]
 pub(crate) static SDN_FLOWS: LruHashMap<FlowKey, FlowValue> =
     LruHashMap::with_max_entries(capacity::FLOWS, 0);
-
-/// See `flowtable`.
-#[map]
-pub(crate) static SDN_FLOW_TABLE4: Array<FlowBucket4> =
-    Array::with_max_entries(capacity::FLOWS / FLOW_WAYS as u32, 0);
 
 #[map]
 pub(crate) static SDN_FRAGMENTS: LruHashMap<FragmentKey, FragmentValue> =
@@ -85,19 +80,3 @@ pub(crate) static SDN_JUMP: ProgramArray = ProgramArray::with_max_entries(2, 0);
 /// `SDN_JUMP` slots.
 pub(crate) const JUMP_CLASSIFY: u32 = sdn_common::jump::CLASSIFY;
 pub(crate) const JUMP_LOG: u32 = sdn_common::jump::LOG;
-
-/// The configuration in force, read in place (a copy would cost every packet a dozen
-/// instructions). All zero, i.e. generation 0 with no rules, until the loader writes it: an
-/// unconfigured program denies all IP traffic. `None` only if the map had no entry 0, which
-/// an array of one entry always has; callers drop then. (A fallback value elsewhere would
-/// give the verifier two kinds of pointer to follow through the whole program.)
-#[inline(always)]
-pub(crate) fn config() -> Option<&'static Config> {
-    SDN_CONFIG.get(0)
-}
-
-#[inline(always)]
-pub(crate) fn now_ns() -> u64 {
-    // SAFETY: a helper without arguments.
-    unsafe { bpf_jiffies64() }
-}
