@@ -44,7 +44,10 @@ fn policy_benches(c: &mut Criterion) {
         if size < 1000 {
             continue;
         }
-        let policy = policies::policy(policies::Shape::scaled(size));
+        let policy = match policies::policy(policies::Shape::scaled(size)) {
+            Ok(p) => p,
+            Err(e) => panic!("synthetic policy: {e}"),
+        };
         let mut g = c.benchmark_group("compile");
         g.sample_size(10)
             .sampling_mode(SamplingMode::Flat)

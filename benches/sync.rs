@@ -69,7 +69,7 @@ async fn fresh_db(backend: &str, n: usize, dir: &Path) -> Result<(Db, String)> {
     let db = Db::open(&url).await?;
     let t = Instant::now();
     db.import(
-        &policies::policy(Shape::scaled(n)),
+        &policies::policy(Shape::scaled(n))?,
         &Origin::new("bench", format!("bench-{n}")),
     )
     .await?;

@@ -65,7 +65,7 @@ pub struct Loaded {
 /// Builds, compiles, loads and applies a synthetic policy of `size` agreements.
 pub fn load(size: usize) -> Result<Loaded> {
     let shape = Shape::scaled(size);
-    let policy = policies::policy(shape);
+    let policy = policies::policy(shape)?;
     let t0 = Instant::now();
     let compiled = compile(&policy, today()?)?;
     let mut caps = Capacities::for_replay(&compiled);

@@ -210,7 +210,7 @@ struct KernelFigure {
 
 fn run_filter(filter: Peer, size: usize, mix: &Mix, rounds: usize) -> Result<PeerResult> {
     let shape = Shape::scaled(size);
-    let policy = policies::policy(shape);
+    let policy = policies::policy(shape)?;
     let _topology = Topology::up()?;
     let installed = match peers::install(filter, &policy) {
         Ok(i) => i,

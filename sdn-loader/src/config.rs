@@ -327,7 +327,7 @@ impl Config {
             );
             let text = toml::to_string(&toml::Value::Table(doc)).unwrap_or_default();
             match parse_toml(&text) {
-                Ok(p) => p.infrastructure,
+                Ok(p) => p.into_draft().infrastructure,
                 Err(error) => {
                     return Err(ConfigError::Infrastructure {
                         path,

@@ -206,3 +206,36 @@ async fn a_deleted_or_replaced_file_is_noticed() {
     );
     db.close().await;
 }
+
+/// Content edited outside sdn-loader so that it breaks a rule (a service left without
+/// endpoints by raw SQL) is refused by name when read: nothing of it is handed on.
+#[tokio::test]
+async fn content_edited_by_hand_is_refused_when_read() {
+    use sqlx::Connection as _;
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir.path().join("sdn.db"));
+    let db = Db::open(&url).await.unwrap();
+    db.import(
+        &sdn_loader::policy::load_file(&workspace_root().join("examples/demo-policy.toml"))
+            .unwrap(),
+        &sdn_loader::db::Origin::new("t", "r"),
+    )
+    .await
+    .unwrap();
+    db.close().await;
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("DELETE FROM endpoints WHERE service = (SELECT MIN(id) FROM services)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let db = Db::open_existing(&url).await.unwrap();
+    let err = db.export().await.unwrap_err();
+    assert!(matches!(err, DbError::InvalidContent { .. }), "{err:?}");
+    let cause = std::error::Error::source(&err).unwrap().to_string();
+    assert!(
+        cause.contains("a service needs at least one endpoint"),
+        "{err}: {cause}"
+    );
+    db.close().await;
+}

@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use sdn_loader::db::{Db, DbError, Origin, text};
-use sdn_loader::policy::{Client, Endpoint, Organisation, Policy, PortRange, Protocol, Service};
+use sdn_loader::policy::{
+    Client, Endpoint, Organisation, Policy, PolicyDraft, PortRange, Protocol, Service,
+};
 
 use support::target::Target;
 
@@ -54,7 +56,7 @@ fn endpoint(address: &str, protocol: Protocol, port: Option<u16>) -> Endpoint {
 
 /// An organisation `o`, a service `s` with one endpoint and a client `c` with one prefix.
 fn base() -> Policy {
-    Policy {
+    PolicyDraft {
         organisations: vec![Organisation {
             id: "o".into(),
             name: "Org".into(),
@@ -70,8 +72,10 @@ fn base() -> Policy {
             organisation: "o".into(),
             prefixes: vec![text::parse_net("198.51.100.0/24").unwrap()],
         }],
-        ..Policy::default()
+        ..PolicyDraft::default()
     }
+    .validate()
+    .unwrap()
 }
 
 /// Asserts that `result` is an error whose message has every one of `parts`, and that the
@@ -225,14 +229,15 @@ async fn database_refuses_what_the_policy_file_refuses(url: &str) {
     )
     .await;
 
-    // Import of a policy built by hand (not read from a file) gets the same check.
-    let mut p = db.export().await.unwrap();
+    // A policy built by hand (not read from a file) gets the same check before it can be
+    // imported (import takes only a validated Policy).
+    let mut p = db.export().await.unwrap().into_draft();
     let first = p.services[0].endpoints[0].clone();
     p.services[0].endpoints.push(first);
     refused(
         &db,
         &before,
-        db.import(&p, &o).await,
+        p.validate().map_err(DbError::from),
         &["service \"s\"", "endpoint[2]", "duplicate endpoint"],
     )
     .await;

@@ -308,14 +308,18 @@ fn freed_slots_are_collected_before_reuse() {
     rt.block_on(sdn_loader::db::Db::open(&url)).unwrap();
     let store = rt.block_on(KpiStore::open(&url)).unwrap();
     let today = chrono::Utc::now().date_naive();
-    let mut p =
-        sdn_loader::policy::load_file(&workspace_root().join("examples/demo-policy.toml")).unwrap();
+    let mut p = sdn_loader::policy::load_file(&workspace_root().join("examples/demo-policy.toml"))
+        .unwrap()
+        .into_draft();
+    // The policy is edited as a draft and validated for each apply.
+    let compiled =
+        |p: &sdn_loader::policy::PolicyDraft| compile(&p.validate().unwrap(), today).unwrap();
     let caps = Capacities {
         slots: 8,
-        ..Capacities::for_replay(&compile(&p, today).unwrap())
+        ..Capacities::for_replay(&compiled(&p))
     };
     let mut dp = Dataplane::load_pinned(caps, &pin).unwrap();
-    dp.apply(&compile(&p, today).unwrap()).unwrap();
+    dp.apply(&compiled(&p)).unwrap();
     let old = dp.slots()[&1003];
     let mut col = Collector::new("r", Maps::open_pinned(&pin).unwrap(), store.clone());
     let mut now = chrono::Utc::now();
@@ -336,7 +340,7 @@ fn freed_slots_are_collected_before_reuse() {
         expires: None,
         vlan: None,
     });
-    dp.apply(&compile(&p, today).unwrap()).unwrap();
+    dp.apply(&compiled(&p)).unwrap();
     assert_ne!(
         dp.slots()[&1005],
         old,
@@ -383,7 +387,7 @@ fn freed_slots_are_collected_before_reuse() {
         expires: None,
         vlan: None,
     });
-    dp.apply(&compile(&p, today).unwrap()).unwrap();
+    dp.apply(&compiled(&p)).unwrap();
     assert_eq!(dp.slots()[&1006], old);
     // An agreement that comes and goes between two passes still has its packets recorded:
     // the slot's owner is known from the owners map, not from the previous pass.
@@ -395,11 +399,11 @@ fn freed_slots_are_collected_before_reuse() {
         expires: None,
         vlan: Some(7),
     });
-    dp.apply(&compile(&p, today).unwrap()).unwrap();
+    dp.apply(&compiled(&p)).unwrap();
     let brief = dp.slots()[&1007];
     set_counters(&pin, [brief].into_iter(), 4);
     p.agreements.retain(|a| a.id != 1007);
-    dp.apply(&compile(&p, today).unwrap()).unwrap();
+    dp.apply(&compiled(&p)).unwrap();
     now += chrono::Duration::minutes(1);
     let r = rt.block_on(col.pass(now)).unwrap();
     assert_eq!(r.retired, 1, "the slot 1007 left is collected and freed");
@@ -456,7 +460,7 @@ fn measure_kpi() {
     for n in [6_351usize, 100_000] {
         let pin = PathBuf::from(format!("/sys/fs/bpf/kp-measure-{}-{n}", std::process::id()));
         let tmp = tempfile::tempdir().unwrap();
-        let p = policy(Shape::scaled(n));
+        let p = policy(Shape::scaled(n)).unwrap();
         let c = compile(&p, today).unwrap();
         let mut dp = Dataplane::load_pinned(Capacities::default(), &pin).unwrap();
         dp.apply(&c).unwrap();

@@ -317,6 +317,14 @@ pub enum DbError {
         /// The state asked for.
         to: AgreementState,
     },
+    /// The database's content breaks a rule of the policy (it was edited outside sdn-loader,
+    /// which validates every change): nothing of it is applied.
+    #[error("the agreement database's content is not a valid policy (edited outside sdn-loader?)")]
+    InvalidContent {
+        /// Every rule it breaks.
+        #[source]
+        error: Box<PolicyError>,
+    },
     /// A value in the database that this version cannot read (written by hand or by a newer
     /// version).
     #[error("unreadable value in table {table}, row {key}: {value:?}")]

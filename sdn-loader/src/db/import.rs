@@ -6,7 +6,7 @@ use std::hash::Hash;
 
 use serde_json::json;
 
-use crate::policy::{Agreement, Policy};
+use crate::policy::{Agreement, Policy, PolicyDraft};
 
 use super::audit::Row;
 use super::error::{DbError, ObjectKind};
@@ -14,7 +14,7 @@ use super::store::{self, Val};
 use super::text::{
     agreement_json, client_json, infra_json, organisation_json, port_alias_json, service_json,
 };
-use super::{Change, Db, Origin, check};
+use super::{Change, Db, Origin};
 
 /// What an import changed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -81,7 +81,7 @@ struct Owners<'a> {
 }
 
 impl<'a> Owners<'a> {
-    fn of(p: &'a Policy) -> Self {
+    fn of(p: &'a PolicyDraft) -> Self {
         Self {
             clients: p
                 .clients
@@ -184,7 +184,8 @@ impl Db {
         origin: &Origin,
         progress: &mut (dyn FnMut(u64, u64) + Send),
     ) -> Result<ImportReport, DbError> {
-        let new = check::policy(policy)?;
+        // A Policy has passed validation: it is written as it is.
+        let new = policy;
         let mut ch = Change::begin(self, origin).await?;
         let old = store::policy(ch.conn()).await?;
 
@@ -417,7 +418,7 @@ impl Db {
 
         // The audit trail.
         let old_owners = Owners::of(&old);
-        let new_owners = Owners::of(&new);
+        let new_owners = Owners::of(new);
         let rows = &mut ch.audit;
         audit_rows(
             &orgs,
@@ -466,7 +467,7 @@ impl Db {
             rows,
         );
         if infra_changed {
-            let list = |p: &Policy| {
+            let list = |p: &PolicyDraft| {
                 serde_json::Value::Array(p.infrastructure.iter().map(infra_json).collect())
             };
             rows.push(row(
@@ -476,7 +477,7 @@ impl Db {
                 None,
                 None,
                 Some(list(&old)),
-                Some(list(&new)),
+                Some(list(new)),
             ));
         }
         if !rows.is_empty() {

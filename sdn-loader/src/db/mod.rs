@@ -11,8 +11,8 @@
 //!   that changes nothing (an update to the same values, re-importing the same policy) is not
 //!   a change: no revision, no audit row.
 //! - Objects are validated with the policy file's own rules and messages ([`crate::policy`]).
-//! - [`Db::export`] returns the policy in a fixed order (see [`canonical`]): for every valid
-//!   policy `p`, `import(p)` then `export()` gives `canonical(p)`, with port sets normalised
+//! - [`Db::export`] returns the policy in a fixed order (see [`Policy::canonical`]): for every valid
+//!   policy `p`, `import(p)` then `export()` gives `p.canonical()`, with port sets normalised
 //!   as the policy parser does.
 
 mod audit;
@@ -339,10 +339,10 @@ impl Db {
         Ok(tx)
     }
 
-    /// The whole database as a policy, in the order of [`canonical`].
+    /// The whole database as a policy, in the order of [`Policy::canonical`].
     ///
     /// # Errors
-    /// [`DbError::Sql`], [`DbError::Corrupt`].
+    /// [`DbError::Sql`], [`DbError::Corrupt`], [`DbError::InvalidContent`].
     pub async fn export(&self) -> Result<Policy, DbError> {
         Ok(self.export_with_revision().await?.1)
     }
@@ -350,12 +350,17 @@ impl Db {
     /// The whole database as a policy and the revision it is at, read in one transaction.
     ///
     /// # Errors
-    /// [`DbError::Sql`], [`DbError::Corrupt`].
+    /// [`DbError::Sql`], [`DbError::Corrupt`], [`DbError::InvalidContent`].
     pub async fn export_with_revision(&self) -> Result<(u64, Policy), DbError> {
         let mut tx = self.snapshot().await?;
         let revision = store::revision(&mut tx).await?;
-        let policy = store::policy(&mut tx).await?;
+        let draft = store::policy(&mut tx).await?;
         tx.commit().await?;
+        // Every change was validated on its way in; the whole is checked again on the way out
+        // because a database can be edited by other means.
+        let policy = draft.validate().map_err(|error| DbError::InvalidContent {
+            error: Box::new(error),
+        })?;
         Ok((revision, policy))
     }
 }
@@ -371,20 +376,6 @@ pub fn port_alias_from_text(
     ports: &[String],
 ) -> Result<crate::policy::PortAlias, DbError> {
     check::port_alias_text(name, protocol, ports)
-}
-
-/// The order [`Db::export`] returns a policy in: organisations, services and clients sorted
-/// by id, port aliases by name (byte order of the UTF-8 text), agreements by id; endpoints,
-/// client prefixes and infrastructure entries in the order they were written (an import
-/// keeps the file's order; an added endpoint or prefix comes last).
-pub fn canonical(policy: &Policy) -> Policy {
-    let mut p = policy.clone();
-    p.organisations.sort_by(|a, b| a.id.cmp(&b.id));
-    p.port_aliases.sort_by(|a, b| a.name.cmp(&b.name));
-    p.services.sort_by(|a, b| a.id.cmp(&b.id));
-    p.clients.sort_by(|a, b| a.id.cmp(&b.id));
-    p.agreements.sort_by_key(|a| a.id);
-    p
 }
 
 /// A time as the database stores it: UTC, fixed width (`2030-01-01T12:00:00.000000Z`).

@@ -9,7 +9,7 @@ use sqlx::query::Query;
 use sqlx::{AnyConnection, Row as _};
 
 use crate::policy::{
-    Agreement, Client, Endpoint, InfraEntry, Organisation, Policy, PortAlias, Service,
+    Agreement, Client, Endpoint, InfraEntry, Organisation, PolicyDraft, PortAlias, Service,
 };
 
 use super::error::DbError;
@@ -535,9 +535,10 @@ pub(crate) async fn infrastructure(conn: &mut AnyConnection) -> Result<Vec<Infra
         .collect()
 }
 
-/// The whole database as a policy, in the export order (see [`super::canonical`]).
-pub(crate) async fn policy(conn: &mut AnyConnection) -> Result<Policy, DbError> {
-    Ok(Policy {
+/// The whole database as a policy draft (to validate), in the export order (see
+/// [`crate::policy::Policy::canonical`]).
+pub(crate) async fn policy(conn: &mut AnyConnection) -> Result<PolicyDraft, DbError> {
+    Ok(PolicyDraft {
         organisations: organisations(conn).await?,
         port_aliases: port_aliases(conn).await?,
         services: services(conn).await?,

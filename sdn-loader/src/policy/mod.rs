@@ -99,6 +99,42 @@ pub fn to_toml(policy: &Policy) -> Result<String, PolicyError> {
     write::to_toml(policy)
 }
 
+impl PolicyDraft {
+    /// Checks the draft with the rules of the policy file (docs/semantics.md) and gives the
+    /// validated policy, port sets normalised.
+    ///
+    /// # Errors
+    /// [`PolicyError::Invalid`] listing every rule the draft breaks, each placed as in a
+    /// file (`agreement 1001 (agreement[3]): field ...`).
+    pub fn validate(&self) -> Result<Policy, PolicyError> {
+        validate(write::document(self))
+    }
+}
+
+impl Policy {
+    /// This policy with `entries` added to its infrastructure allow list (a router's own, from
+    /// its configuration). Only the entries are checked: they refer to nothing else in the
+    /// policy.
+    ///
+    /// # Errors
+    /// [`PolicyError::Invalid`] naming the entries that break a rule.
+    pub fn with_infrastructure(self, entries: &[InfraEntry]) -> Result<Self, PolicyError> {
+        if entries.is_empty() {
+            return Ok(self);
+        }
+        let checked = PolicyDraft {
+            infrastructure: entries.to_vec(),
+            ..PolicyDraft::default()
+        }
+        .validate()?;
+        let mut draft = self.into_draft();
+        draft
+            .infrastructure
+            .extend(checked.into_draft().infrastructure);
+        Ok(Self::validated(draft))
+    }
+}
+
 fn validate(doc: raw::Document) -> Result<Policy, PolicyError> {
     parse::validate(doc).map_err(|errors| PolicyError::Invalid { path: None, errors })
 }

@@ -1,5 +1,8 @@
-//! The validated policy: what a policy file (or, later, the database) says, with every
-//! reference resolved and every value checked. Construct it only through `parse`.
+//! The policy model. [`PolicyDraft`] holds a policy's parts as anyone may assemble them (the
+//! database, a generator, a test); [`Policy`] is a draft that passed validation, with every
+//! reference resolved, every value checked and port sets normalised. A `Policy` comes only out
+//! of the validator: the parsers, or [`PolicyDraft::validate`]. It reads like its draft
+//! (`Deref`); to change one, take its draft, edit it and validate again.
 
 use chrono::NaiveDate;
 use ipnet::IpNet;
@@ -201,9 +204,10 @@ pub struct InfraEntry {
     pub ports: Vec<PortRange>,
 }
 
-/// A whole validated policy.
+/// A policy's parts, unchecked: what the database, a generator or a test assembles.
+/// [`PolicyDraft::validate`] checks it with the rules of the policy file and gives a [`Policy`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Policy {
+pub struct PolicyDraft {
     /// Organisations.
     pub organisations: Vec<Organisation>,
     /// Port aliases.
@@ -216,4 +220,44 @@ pub struct Policy {
     pub agreements: Vec<Agreement>,
     /// Infrastructure allow list (`[[infrastructure]]`, docs/semantics.md).
     pub infrastructure: Vec<InfraEntry>,
+}
+
+/// A whole validated policy: only the validator makes one (`Default` is the empty policy,
+/// which is valid). Its parts are read through `Deref` to [`PolicyDraft`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Policy(PolicyDraft);
+
+impl std::ops::Deref for Policy {
+    type Target = PolicyDraft;
+
+    fn deref(&self) -> &PolicyDraft {
+        &self.0
+    }
+}
+
+impl Policy {
+    /// Wraps a draft the validator has just accepted (the validator's own exit).
+    pub(super) const fn validated(draft: PolicyDraft) -> Self {
+        Self(draft)
+    }
+
+    /// The policy's parts, to edit (and validate again).
+    pub fn into_draft(self) -> PolicyDraft {
+        self.0
+    }
+
+    /// The same policy in export order: organisations, services and clients sorted by id,
+    /// port aliases by name (byte order of the UTF-8 text), agreements by id; endpoints, client
+    /// prefixes and infrastructure entries in the order they were written. Reordering keeps
+    /// every rule, so the result needs no second validation.
+    #[must_use]
+    pub fn canonical(&self) -> Self {
+        let mut p = self.0.clone();
+        p.organisations.sort_by(|a, b| a.id.cmp(&b.id));
+        p.port_aliases.sort_by(|a, b| a.name.cmp(&b.name));
+        p.services.sort_by(|a, b| a.id.cmp(&b.id));
+        p.clients.sort_by(|a, b| a.id.cmp(&b.id));
+        p.agreements.sort_by_key(|a| a.id);
+        Self(p)
+    }
 }

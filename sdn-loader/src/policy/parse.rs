@@ -9,15 +9,15 @@ use super::address::parse_net;
 use super::chars::{self, Refusal, TextKind};
 use super::error::{Location, Section, ValidationError, ValidationErrorKind as Kind};
 use super::model::{
-    Agreement, AgreementState, Client, Endpoint, InfraEntry, Organisation, Policy, PortAlias,
-    PortRange, Protocol, Service,
+    Agreement, AgreementState, Client, Endpoint, InfraEntry, Organisation, Policy, PolicyDraft,
+    PortAlias, PortRange, Protocol, Service,
 };
 use super::raw::{Document, PortList, RawAgreement, RawEndpoint};
 
 /// Checks a raw document and builds the policy, or returns every problem found.
 pub(crate) fn validate(doc: Document) -> Result<Policy, Vec<ValidationError>> {
     let mut v = Validator::default();
-    let mut policy = Policy::default();
+    let mut policy = PolicyDraft::default();
 
     // Organisations.
     let mut organisations = Ids::default();
@@ -211,7 +211,7 @@ pub(crate) fn validate(doc: Document) -> Result<Policy, Vec<ValidationError>> {
     }
 
     if v.errors.is_empty() {
-        Ok(policy)
+        Ok(Policy::validated(policy))
     } else {
         Err(v.errors)
     }

@@ -23,7 +23,7 @@ fn range(lo: u16, hi: u16) -> PortRange {
 }
 
 fn sample_policy() -> Policy {
-    Policy {
+    PolicyDraft {
         organisations: vec![
             Organisation {
                 id: "sds".into(),
@@ -102,6 +102,8 @@ fn sample_policy() -> Policy {
             },
         ],
     }
+    .validate()
+    .unwrap()
 }
 
 /// The validation messages of an invalid document.
@@ -633,7 +635,7 @@ fn toml_round_trip() {
 
 #[test]
 fn toml_round_trip_of_awkward_values() {
-    let mut policy = sample_policy();
+    let mut policy = sample_policy().into_draft();
     // Quotes, a backslash, non-ASCII, a comment sign (control characters are refused).
     policy.organisations[1].name = "Region \"Syd\" \\ Sønderborg 'line' #1".into();
     policy.services[0].endpoints[1].ports = vec![range(0, 0), range(7, 9), range(65535, 65535)];
@@ -648,6 +650,7 @@ fn toml_round_trip_of_awkward_values() {
         vlan: Some(4094),
     });
     policy.infrastructure[1].protocol = Protocol::Icmpv6;
+    let policy = policy.validate().unwrap();
     let text = to_toml(&policy).unwrap();
     assert_eq!(parse_toml(&text).unwrap(), policy, "{text}");
 }

@@ -369,7 +369,7 @@ fn synthetic_policies_are_valid_at_the_largest_shape() {
         clients: 60_000,
         services: 60_000,
     };
-    let p = crate::tools::policies::policy(shape);
+    let p = crate::tools::policies::policy(shape).unwrap();
     let text = crate::db::text::policy_json(&p).to_string();
     assert_eq!(parse_json(&text).unwrap(), p);
 }

@@ -6,7 +6,11 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use super::error::PolicyError;
-use super::model::{Endpoint, Policy, PortRange};
+use super::model::{Endpoint, Policy, PolicyDraft, PortRange};
+use super::raw::{
+    DateText, Document, PortList, RawAgreement, RawClient, RawEndpoint, RawInfra, RawOrganisation,
+    RawPortAlias, RawService,
+};
 
 /// Writes `policy` as TOML. Every value goes through the toml crate's value serializer, so
 /// strings are quoted and escaped the way the parser expects.
@@ -143,5 +147,69 @@ fn ports_value(ranges: &[PortRange]) -> Option<PortsValue> {
         [] => None,
         [one] => Some(PortsValue::One(one.to_string())),
         many => Some(PortsValue::Many(port_strings(many))),
+    }
+}
+
+/// A draft as the validator reads a policy file: every value back in its written form, so that
+/// a draft is checked by exactly the rules (and messages) of the file.
+pub(crate) fn document(draft: &PolicyDraft) -> Document {
+    let ports = |ranges: &[PortRange]| match ranges {
+        [] => None,
+        some => Some(PortList(port_strings(some))),
+    };
+    Document {
+        organisation: (draft.organisations.iter())
+            .map(|o| RawOrganisation {
+                id: o.id.clone(),
+                name: o.name.clone(),
+            })
+            .collect(),
+        port_alias: (draft.port_aliases.iter())
+            .map(|a| RawPortAlias {
+                name: a.name.clone(),
+                protocol: a.protocol.name().to_owned(),
+                ports: PortList(port_strings(&a.ports)),
+            })
+            .collect(),
+        service: (draft.services.iter())
+            .map(|s| RawService {
+                id: s.id.clone(),
+                organisation: s.organisation.clone(),
+                name: s.name.clone(),
+                endpoints: (s.endpoints.iter())
+                    .map(|e| RawEndpoint {
+                        address: address(e.address),
+                        protocol: e.protocol.name().to_owned(),
+                        ports: ports(&e.ports),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        client: (draft.clients.iter())
+            .map(|c| RawClient {
+                id: c.id.clone(),
+                organisation: c.organisation.clone(),
+                prefixes: c.prefixes.iter().map(|p| address(*p)).collect(),
+            })
+            .collect(),
+        agreement: (draft.agreements.iter())
+            .map(|a| RawAgreement {
+                id: i64::from(a.id),
+                client: a.client.clone(),
+                service: a.service.clone(),
+                state: a.state.name().to_owned(),
+                expires: a
+                    .expires
+                    .map(|d| DateText(d.format("%Y-%m-%d").to_string())),
+                vlan: a.vlan.map(i64::from),
+            })
+            .collect(),
+        infrastructure: (draft.infrastructure.iter())
+            .map(|i| RawInfra {
+                prefix: address(i.prefix),
+                protocol: Some(i.protocol.name().to_owned()),
+                ports: ports(&i.ports),
+            })
+            .collect(),
     }
 }

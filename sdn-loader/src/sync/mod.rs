@@ -36,7 +36,7 @@ use crate::{
     daemon::Shutdown,
     dataplane::Dataplane,
     db::{Db, DbError, Provision, ProvisionState, RouterStatus},
-    policy::{InfraEntry, Policy},
+    policy::InfraEntry,
 };
 
 /// How the loop behaves.
@@ -123,11 +123,16 @@ pub enum SyncError {
     Db(#[from] DbError),
 }
 
-/// The policy a database revision gives this router: the database's, plus the router's own
-/// infrastructure allow list.
-pub fn effective(mut policy: Policy, infrastructure: &[InfraEntry]) -> Policy {
-    policy.infrastructure.extend(infrastructure.iter().cloned());
-    policy
+/// An error and its causes on one line (`a: b: c`), for a refusal's reason.
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
 
 /// The follower's memory between steps.
@@ -202,7 +207,14 @@ impl Follower {
             return Ok(Step::Unchanged);
         }
         let t0 = Instant::now();
-        let (revision, policy) = db.export_with_revision().await?;
+        let (revision, policy) = match db.export_with_revision().await {
+            // Content edited by other means that breaks the rules: refused like a policy that
+            // does not compile, until the revision changes.
+            Err(e @ DbError::InvalidContent { .. }) => {
+                return Ok(self.refuse(revision, with_causes(&e)));
+            }
+            other => other?,
+        };
         let t_export = t0.elapsed();
         if policy.agreements.is_empty() && !opts.allow_empty {
             return Ok(self.refuse(
@@ -212,7 +224,11 @@ impl Follower {
                     .to_owned(),
             ));
         }
-        let policy = effective(policy, &opts.infrastructure);
+        // The policy a revision gives this router: the database's, plus its own allow list.
+        let policy = match policy.with_infrastructure(&opts.infrastructure) {
+            Ok(p) => p,
+            Err(e) => return Ok(self.refuse(revision, e.to_string())),
+        };
         let compiled = match compile(&policy, today) {
             Ok(c) => c,
             Err(e) => return Ok(self.refuse(revision, e.to_string())),

@@ -10,7 +10,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::policy::{
-    Agreement, AgreementState, Client, Endpoint, Organisation, Policy, PortRange, Protocol, Service,
+    Agreement, AgreementState, Client, Endpoint, Organisation, Policy, PolicyDraft, PolicyError,
+    PortRange, Protocol, Service,
 };
 
 /// Shape of a synthetic policy.
@@ -94,7 +95,10 @@ pub fn agreement_pair(k: usize, shape: &Shape) -> (usize, usize) {
 }
 
 /// Builds a policy of `shape` (all agreements approved, agreement ids 1..=n).
-pub fn policy(shape: Shape) -> Policy {
+///
+/// # Errors
+/// None expected: the generator builds valid policies, and says so through the validator.
+pub fn policy(shape: Shape) -> Result<Policy, PolicyError> {
     let organisations = vec![Organisation {
         id: "org".into(),
         name: "Synthetic".into(),
@@ -163,7 +167,7 @@ pub fn policy(shape: Shape) -> Policy {
             vlan: None,
         });
     }
-    Policy {
+    PolicyDraft {
         organisations,
         port_aliases: Vec::new(),
         services,
@@ -171,4 +175,5 @@ pub fn policy(shape: Shape) -> Policy {
         agreements,
         infrastructure: Vec::new(),
     }
+    .validate()
 }

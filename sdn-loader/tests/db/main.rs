@@ -22,7 +22,7 @@ use chrono::{Duration, NaiveDate, Utc};
 use ipnet::IpNet;
 use sdn_loader::db::{
     AgreementEdit, AgreementFilter, AuditFilter, Committed, Db, DbError, ObjectKind, Origin,
-    Provision, ProvisionState, RouterStatus, Transition, canonical, text::policy_json,
+    Provision, ProvisionState, RouterStatus, Transition, text::policy_json,
 };
 use sdn_loader::policy::{
     self, Agreement, AgreementState, Client, Organisation, Policy, PortRange, Service,
@@ -135,7 +135,7 @@ async fn opening() {
     assert!(!err.to_string().contains("secret"), "{err}");
     let db = Db::open("sqlite::memory:").await.unwrap();
     db.import(&demo(), &origin("mem")).await.unwrap();
-    assert_eq!(db.export().await.unwrap(), canonical(&demo()));
+    assert_eq!(db.export().await.unwrap(), demo().canonical());
     db.close().await;
     Db::open(&url).await.unwrap().close().await;
     Db::open_existing(&url).await.unwrap().close().await;
@@ -164,16 +164,17 @@ async fn import_timing() {
             continue;
         };
         let db = Db::open(&t.url).await.unwrap();
-        let p = policies::policy(Shape::scaled(n));
+        let p = policies::policy(Shape::scaled(n)).unwrap();
         let start = Instant::now();
         let r = db.import(&p, &origin("timing")).await.unwrap();
         let import = start.elapsed();
         let start = Instant::now();
         let exported = db.export().await.unwrap();
         let export = start.elapsed();
-        assert_eq!(exported, canonical(&p));
-        let mut q = exported.clone();
+        assert_eq!(exported, p.canonical());
+        let mut q = exported.clone().into_draft();
         q.agreements[0].state = AgreementState::Revoked;
+        let q = q.validate().unwrap();
         let start = Instant::now();
         let r2 = db.import(&q, &origin("timing-1")).await.unwrap();
         let reimport = start.elapsed();

@@ -267,15 +267,20 @@ pub(crate) async fn refusals(url: &str) {
     )
     .await;
 
-    // An invalid policy is not imported at all.
-    let mut broken = demo();
+    // An invalid policy cannot reach the database: import takes only a validated Policy, and
+    // validating the draft names the fault.
+    let mut broken = demo().into_draft();
     broken.agreements[0].client = "ghost".into();
-    refused(
-        &db,
-        &before2,
-        db.import(&broken, &o).await,
-        &["unknown client \"ghost\""],
-    )
-    .await;
+    let err = broken.validate().unwrap_err();
+    let shown = err
+        .validation_errors()
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>();
+    assert!(
+        shown.iter().any(|e| e.contains("unknown client \"ghost\"")),
+        "{shown:?}"
+    );
+    assert_eq!(db.export_with_revision().await.unwrap(), before2);
     db.close().await;
 }

@@ -19,7 +19,7 @@ pub(crate) async fn round_trip_demo(url: &str) {
     assert_eq!(report.revision, 1);
     assert_eq!((report.created, report.updated, report.deleted), (10, 0, 0));
     let exported = db.export().await.unwrap();
-    assert_eq!(exported, canonical(&p));
+    assert_eq!(exported, p.canonical());
 
     // Through both file formats and back.
     let toml = policy::to_toml(&exported).unwrap();
@@ -50,24 +50,24 @@ pub(crate) async fn round_trip_demo(url: &str) {
     // Reopening finds the same data (migrations are not applied twice).
     db.close().await;
     let db = Db::open_existing(url).await.unwrap();
-    assert_eq!(db.export().await.unwrap(), canonical(&p));
+    assert_eq!(db.export().await.unwrap(), p.canonical());
     assert_eq!(db.revision().await.unwrap(), 1);
     db.close().await;
 }
 
 pub(crate) async fn round_trip_synthetic_and_reimport(url: &str) {
     let db = Db::open(url).await.unwrap();
-    let p = policies::policy(Shape::scaled(6351));
+    let p = policies::policy(Shape::scaled(6351)).unwrap();
     assert_eq!(p.agreements.len(), 6351);
     let r = db.import(&p, &origin("big")).await.unwrap();
     assert_eq!(r.revision, 1);
     let exported = db.export().await.unwrap();
-    assert_eq!(exported, canonical(&p));
+    assert_eq!(exported, p.canonical());
 
     // Change a little: drop 100 agreements, revoke one, move one service, rename an
     // organisation, drop a prefix of a client, add an organisation and an infrastructure
     // entry.
-    let mut q = exported.clone();
+    let mut q = exported.clone().into_draft();
     q.agreements.truncate(q.agreements.len() - 100);
     q.agreements[0].state = AgreementState::Revoked;
     q.organisations.push(Organisation {
@@ -83,10 +83,11 @@ pub(crate) async fn round_trip_synthetic_and_reimport(url: &str) {
         protocol: policy::Protocol::Tcp,
         ports: vec![PortRange { lo: 22, hi: 22 }],
     });
+    let q = q.validate().unwrap();
     let r = db.import(&q, &origin("small-change")).await.unwrap();
     assert_eq!(r.revision, 2);
     assert_eq!((r.created, r.updated, r.deleted), (1, 5, 100));
-    assert_eq!(db.export().await.unwrap(), canonical(&q));
+    assert_eq!(db.export().await.unwrap(), q.canonical());
     let filter = AuditFilter {
         request_id: Some("small-change".into()),
         ..AuditFilter::default()
@@ -96,7 +97,7 @@ pub(crate) async fn round_trip_synthetic_and_reimport(url: &str) {
     // Back to the first policy.
     let r = db.import(&p, &origin("back")).await.unwrap();
     assert_eq!(r.revision, 3);
-    assert_eq!(db.export().await.unwrap(), canonical(&p));
+    assert_eq!(db.export().await.unwrap(), p.canonical());
 
     // Empty policy: everything goes.
     let r = db

@@ -204,6 +204,6 @@ pub(crate) async fn verbs(url: &str) {
     db.delete_port_alias("hl7", &o).await.unwrap();
 
     // Back where we started.
-    assert_eq!(db.export().await.unwrap(), canonical(&demo()));
+    assert_eq!(db.export().await.unwrap(), demo().canonical());
     db.close().await;
 }

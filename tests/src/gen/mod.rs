@@ -20,8 +20,8 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use rand::Rng;
 use rand::seq::SliceRandom;
 use sdn_loader::policy::{
-    Agreement, AgreementState, Client, Endpoint, InfraEntry, Organisation, Policy, PortAlias,
-    PortRange, Protocol, Service,
+    Agreement, AgreementState, Client, Endpoint, InfraEntry, Organisation, Policy, PolicyDraft,
+    PortAlias, PortRange, Protocol, Service,
 };
 
 mod builder;

@@ -359,12 +359,17 @@ pub fn random_policy(rng: &mut impl Rng, today: NaiveDate) -> Policy {
         }
     }
 
-    Policy {
+    let draft = PolicyDraft {
         organisations,
         port_aliases,
         services,
         clients,
         agreements,
         infrastructure,
+    };
+    // The generator aims at valid policies only; the validator says whether it hit.
+    match draft.validate() {
+        Ok(policy) => policy,
+        Err(e) => panic!("the generator built an invalid policy: {e}\n{draft:?}"),
     }
 }

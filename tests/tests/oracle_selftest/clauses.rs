@@ -144,7 +144,7 @@ fn lowest_id_wins_with_nested_prefixes() {
 #[test]
 fn forward_beats_reply() {
     // 5: b (203.0.113.0/24) -> s2 (198.51.100.0/24 tcp, all ports); 20: a -> s1 (203.0.113.10 tcp 443)
-    let policy = Policy {
+    let policy = PolicyDraft {
         organisations: vec![Organisation {
             id: "o1".into(),
             name: "One".into(),
@@ -163,7 +163,9 @@ fn forward_beats_reply() {
         ],
         agreements: vec![agreement(20, "a", "s1"), agreement(5, "b", "s2")],
         infrastructure: Vec::new(),
-    };
+    }
+    .validate()
+    .unwrap();
     let mut o = Oracle::new(&policy, today());
     // forward under 20 and reply under 5: forward wins although 5 < 20
     let ack = Packet::tcp(ip(CLIENT), ip(WEB), 40000, 443, tcp::ACK).build();

@@ -15,8 +15,8 @@ use ipnet::IpNet;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use sdn_loader::policy::{
-    Agreement, AgreementState, Client, Endpoint, InfraEntry, Organisation, Policy, PortRange,
-    Protocol, Service,
+    Agreement, AgreementState, Client, Endpoint, InfraEntry, Organisation, Policy, PolicyDraft,
+    PortRange, Protocol, Service,
 };
 use support::generate::{
     Ext, FrameGen, Packet, arp_frame, fixed_today, frame_with_tags, is_documentation,
@@ -94,7 +94,7 @@ fn main_policy() -> Policy {
     a60.expires = Some(today());
     let mut a70 = agreement(70, "c3", "dns");
     a70.expires = today().checked_add_days(Days::new(1));
-    Policy {
+    PolicyDraft {
         organisations: vec![
             Organisation {
                 id: "o1".into(),
@@ -149,6 +149,8 @@ fn main_policy() -> Policy {
             ports: ports(&[(22, 22)]),
         }],
     }
+    .validate()
+    .unwrap()
 }
 
 fn oracle() -> Oracle {

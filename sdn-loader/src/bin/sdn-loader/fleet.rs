@@ -9,7 +9,6 @@ use sdn_loader::{
     config::Config,
     db::{Db, RouterStatus, parse_time},
     sync::{
-        effective,
         plan::{Plan, Traffic, judge, rules},
         state,
     },
@@ -38,7 +37,10 @@ pub(crate) fn plan(
         anyhow::Ok((revision, policy, rows))
     })?;
     let today = Utc::now().date_naive();
-    let next = rules(&effective(policy, &config.infrastructure), today);
+    let policy = policy
+        .with_infrastructure(&config.infrastructure)
+        .context("the configuration's infrastructure allow list")?;
+    let next = rules(&policy, today);
     let kept = state::load(state_dir)
         .with_context(|| format!("reading the policy in force from {}", state_dir.display()))?;
     let in_force = kept
