@@ -12,6 +12,14 @@
 //!
 //! Sizes: `SDN_BENCH_SIZES=10,6351` (default 10, 6,351, 100,000, 1,000,000 agreements; the
 //! compile and apply groups skip 10). Shared machines are noisy: compare within one run.
+#![allow(
+    missing_docs,
+    reason = "criterion_group! defines an undocumented public function"
+)]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test or benchmark uses a few of its package's dependencies"
+)]
 
 use sdn_benches as common;
 

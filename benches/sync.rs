@@ -15,6 +15,10 @@
 //!   map, polled every 0.5 ms) is recorded; p50, p99 and max.
 //! - BPF map memory with N agreements loaded: the kernel's `memlock` of every map of the
 //!   process (from /proc/self/fdinfo), which is what the maps pin in kernel memory.
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test or benchmark uses a few of its package's dependencies"
+)]
 
 use std::{
     path::{Path, PathBuf},
@@ -100,7 +104,7 @@ fn full_sync(backend: &str, n: usize, dir: &Path) -> Result<()> {
         "{backend:>8} {n:>9} agreements: full sync {:>6.2} s ({step:?}), status rows {:>6.2} s, BPF map memory {:.1} MiB in {maps} maps",
         sync.as_secs_f64(),
         status.as_secs_f64(),
-        mem as f64 / (1 << 20) as f64
+        mem as f64 / f64::from(1 << 20)
     );
     rt.block_on(db.close());
     Ok(())
@@ -238,5 +242,5 @@ fn main() -> Result<()> {
 }
 
 fn num_cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }

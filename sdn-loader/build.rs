@@ -113,9 +113,10 @@ fn main() {
         Ok(s) => s,
         Err(e) => panic!("running cargo for sdn-ebpf: {e}"),
     };
-    if !status.success() {
-        panic!("building the XDP program (sdn-ebpf) failed: {status}");
-    }
+    assert!(
+        status.success(),
+        "building the XDP program (sdn-ebpf) failed: {status}"
+    );
     for (bin, to) in [("sdn-ebpf", &dst), ("sdn-bench", &bench_dst)] {
         let obj = target_dir.join("bpfel-unknown-none/release").join(bin);
         if let Err(e) = fs::copy(&obj, to) {

@@ -9,6 +9,10 @@
 //! - `traffic/`: live frames (the in-kernel generator and pktgen) and the peer filters.
 //!
 //! `RESULTS.md`, `NOTES.md` and the plot beside them are written by `cargo xtask bench-report`.
+#![allow(
+    unused_crate_dependencies,
+    reason = "the package's dependencies are shared with the bench binaries"
+)]
 
 use std::{net::IpAddr, time::Instant};
 

@@ -13,6 +13,10 @@
 //! - forwarded: the service side's rx counter (frames the hub let through and routed).
 //!   Generator, hub and service share the machine's CPUs, so every rate is bounded by the
 //!   whole path's per-packet cost; compare ratios within one run.
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test or benchmark uses a few of its package's dependencies"
+)]
 
 mod mix;
 mod ns;

@@ -308,7 +308,7 @@ fn xdp_filter(policy: &Policy) -> Result<usize> {
         for p in &c.prefixes {
             match p {
                 IpNet::V4(n) if n.prefix_len() >= 24 => {
-                    addrs.extend(n.hosts().map(IpAddr::V4).chain([IpAddr::V4(n.network())]))
+                    addrs.extend(n.hosts().map(IpAddr::V4).chain([IpAddr::V4(n.network())]));
                 }
                 other => {
                     addrs.insert(other.network());

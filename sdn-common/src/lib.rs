@@ -2,6 +2,14 @@
 //!
 //! Every type is `#[repr(C)]`, built from plain integers with explicit padding, so the kernel
 //! and userspace agree on the layout byte for byte. The `user` feature adds `aya::Pod`.
+#![allow(
+    clippy::inline_always,
+    reason = "the XDP program needs these inlined: a BPF-to-BPF call costs stack, which tail calls limit to 256 bytes per frame"
+)]
+#![allow(
+    clippy::pub_underscore_fields,
+    reason = "the padding fields of the #[repr(C)] map types are public so that both sides can build values"
+)]
 #![no_std]
 
 /// Names of the maps in the object file (also the names they are pinned under).

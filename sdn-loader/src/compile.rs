@@ -266,7 +266,7 @@ fn flatten(items: &[&Item<'_>]) -> Vec<Interval> {
     for i in out {
         match merged.last_mut() {
             Some(m) if m.agreement == i.agreement && u32::from(m.hi) + 1 == u32::from(i.lo) => {
-                m.hi = i.hi
+                m.hi = i.hi;
             }
             _ => merged.push(i),
         }

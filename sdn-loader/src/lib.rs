@@ -29,6 +29,10 @@
 //! program), `sdn-ebpf` (the program), `tests` (the integration tests that load the program or
 //! need root, and their support library; this crate's own `tests/` holds what runs
 //! unprivileged), `benches` and `xtask`.
+#![allow(
+    unused_crate_dependencies,
+    reason = "the package's dependency list is shared with its binary and its tests (anyhow, indicatif, tracing-subscriber, uuid are the binary's)"
+)]
 
 pub mod compile;
 pub mod config;

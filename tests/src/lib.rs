@@ -24,6 +24,10 @@
     clippy::expect_used,
     reason = "test support: a failed set-up panics with its cause"
 )]
+#![allow(
+    unused_crate_dependencies,
+    reason = "the package's dependencies also build the loader binary under test (src/bin/sdn-loader-under-test) and the test binaries"
+)]
 
 pub mod daemon;
 pub mod r#gen;

@@ -19,7 +19,15 @@
 //!   for it, verdicts for the others, and exits 2.
 //!
 //! Needs root (BPF, namespaces). Documentation addresses only.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails by panicking with the cause"
+)]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test or benchmark uses a few of its package's dependencies"
+)]
 
 use sdn_tests as support;
 

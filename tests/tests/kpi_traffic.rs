@@ -6,7 +6,15 @@
 //! data plane's counters.
 //!
 //! `measure_kpi` (ignored; `--ignored --nocapture`) prints the KPI measurements.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails by panicking with the cause"
+)]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test or benchmark uses a few of its package's dependencies"
+)]
 
 use sdn_tests as support;
 
@@ -520,7 +528,7 @@ fn measure_kpi() {
                 pin_dir: Some(pin.clone()),
                 router: "m".into(),
                 cardinality: sdn_loader::kpi::metrics::Cardinality::All,
-                connections: Default::default(),
+                connections: std::sync::Arc::default(),
             };
             let mut times = Vec::new();
             let mut size = 0;

@@ -3,7 +3,15 @@
 //! kill -9 of the loader and with the database gone, the data plane keeps the last policy and
 //! its counters. Needs root (namespaces, XDP); only namespaces it creates, documentation
 //! addresses, and cleanup on drop.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails by panicking with the cause"
+)]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test or benchmark uses a few of its package's dependencies"
+)]
 
 use sdn_tests as support;
 

@@ -2,7 +2,15 @@
 //! restore by `mv`): the daemon says so (log, status, /metrics), keeps the policy in force
 //! while nothing valid is there, and follows the new file once it is a database. Needs root
 //! (namespaces, XDP); only namespaces it creates, documentation addresses, cleanup on drop.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails by panicking with the cause"
+)]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test or benchmark uses a few of its package's dependencies"
+)]
 
 use sdn_tests as support;
 

@@ -209,47 +209,44 @@ fn peers_table(peers: &Value, out: &mut String) -> Vec<(String, u64, f64, f64)> 
     for r in &results {
         let name = r.get("filter").and_then(Value::as_str).unwrap_or("?");
         let size = r.get("agreements").and_then(Value::as_u64).unwrap_or(0);
-        match r.get("rates").filter(|v| !v.is_null()) {
-            Some(rates) => {
-                let offered = f(rates, "offered_pps");
-                let sdn = figures
-                    .iter()
-                    .find(|x| x.0 == "sdn-filter" && x.1 == size)
-                    .map_or(f64::NAN, |x| x.2);
-                // Baseline: the mean wall time per packet of the no-filter measurements.
-                let base: Vec<f64> = figures
-                    .iter()
-                    .filter(|x| x.0.starts_with("no filter") && x.1 == size)
-                    .map(|x| 1e9 / x.2)
-                    .collect();
-                let base = base.iter().sum::<f64>() / base.len().max(1) as f64;
-                let _ = writeln!(
-                    out,
-                    "| {name} | {} | {} | {:.2} | {:.3} | {:.3} | {:.3} | {:.1}% | {:.0} | {:+.0} | {:.2}x |",
-                    group(size),
-                    group(r.get("entries").and_then(Value::as_u64).unwrap_or(0)),
-                    f(r, "setup_s"),
-                    offered / 1e6,
-                    f(rates, "hub_rx_pps") / 1e6,
-                    f(rates, "forwarded_pps") / 1e6,
-                    f(rates, "forwarded_share") * 100.0,
-                    1e9 / offered,
-                    1e9 / offered - base,
-                    offered / sdn
-                );
-            }
-            None => {
-                let why = r
-                    .get("skipped")
-                    .and_then(Value::as_str)
-                    .unwrap_or("not measured");
-                let _ = writeln!(
-                    out,
-                    "| {name} | {} | - | - | - | - | - | - | - | - | not measured: {} |",
-                    group(size),
-                    why.lines().next().unwrap_or("").replace('|', "/")
-                );
-            }
+        if let Some(rates) = r.get("rates").filter(|v| !v.is_null()) {
+            let offered = f(rates, "offered_pps");
+            let sdn = figures
+                .iter()
+                .find(|x| x.0 == "sdn-filter" && x.1 == size)
+                .map_or(f64::NAN, |x| x.2);
+            // Baseline: the mean wall time per packet of the no-filter measurements.
+            let base: Vec<f64> = figures
+                .iter()
+                .filter(|x| x.0.starts_with("no filter") && x.1 == size)
+                .map(|x| 1e9 / x.2)
+                .collect();
+            let base = base.iter().sum::<f64>() / base.len().max(1) as f64;
+            let _ = writeln!(
+                out,
+                "| {name} | {} | {} | {:.2} | {:.3} | {:.3} | {:.3} | {:.1}% | {:.0} | {:+.0} | {:.2}x |",
+                group(size),
+                group(r.get("entries").and_then(Value::as_u64).unwrap_or(0)),
+                f(r, "setup_s"),
+                offered / 1e6,
+                f(rates, "hub_rx_pps") / 1e6,
+                f(rates, "forwarded_pps") / 1e6,
+                f(rates, "forwarded_share") * 100.0,
+                1e9 / offered,
+                1e9 / offered - base,
+                offered / sdn
+            );
+        } else {
+            let why = r
+                .get("skipped")
+                .and_then(Value::as_str)
+                .unwrap_or("not measured");
+            let _ = writeln!(
+                out,
+                "| {name} | {} | - | - | - | - | - | - | - | - | not measured: {} |",
+                group(size),
+                why.lines().next().unwrap_or("").replace('|', "/")
+            );
         }
     }
     figures

@@ -152,7 +152,7 @@ pub fn check_bpffs(dir: &Path) -> Result<(), AttachError> {
         .map_err(|_| AttachError::NoBpffs(dir.to_path_buf()))?;
     // SAFETY: statfs fills the zeroed struct; the path is a valid C string.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::statfs(c.as_ptr(), &mut st) };
+    let rc = unsafe { libc::statfs(c.as_ptr(), &raw mut st) };
     if rc != 0 || st.f_type as i64 != BPF_FS_MAGIC {
         return Err(AttachError::NoBpffs(dir.to_path_buf()));
     }

@@ -151,7 +151,7 @@ impl Maps {
             }
             // A kernel without batch lookups on hash maps: one entry at a time.
             Err(_) => {
-                for item in self.rules.iter() {
+                for item in &self.rules {
                     let (k, v) = item.map_err(map_err(maps::RULES))?;
                     add(&k, &v);
                 }
@@ -221,7 +221,7 @@ impl Maps {
             }
             // A kernel without batch lookups on hash maps: one entry at a time.
             Err(_) => {
-                for item in owners.iter() {
+                for item in owners {
                     let (k, v) = item.map_err(map_err(maps::SLOT_OWNERS))?;
                     out.insert(k, v);
                 }

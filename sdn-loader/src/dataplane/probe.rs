@@ -75,8 +75,7 @@ fn helper(h: BpfHelper) -> Option<bool> {
 pub fn probe() -> Report {
     let version = KernelVersion::current().ok();
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_else(|_| "unknown".into());
+        .map_or_else(|_| "unknown".into(), |s| s.trim().to_owned());
     let at_least = |major, minor| version.map(|v| v >= KernelVersion::new(major, minor, 0));
     let f = |name, used_for, since, present, required| Feature {
         name,

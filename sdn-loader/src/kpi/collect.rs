@@ -181,6 +181,7 @@ impl Collector {
     }
 
     /// Sets the retention (default: [`Retention::default`]).
+    #[must_use]
     pub fn with_retention(mut self, r: Retention) -> Self {
         self.retention = r;
         self
@@ -308,7 +309,10 @@ impl Collector {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(
+        clippy::unwrap_used,
+        reason = "a test fails by panicking with the cause"
+    )]
     use super::*;
 
     fn t(p: u64) -> Traffic {

@@ -157,7 +157,7 @@ pub fn raise_fd_limit() -> io::Result<u64> {
         rlim_max: 0,
     };
     // SAFETY: getrlimit writes the struct we pass.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) } != 0 {
         return Err(io::Error::last_os_error());
     }
     if lim.rlim_cur < lim.rlim_max {
@@ -166,7 +166,7 @@ pub fn raise_fd_limit() -> io::Result<u64> {
             rlim_max: lim.rlim_max,
         };
         // SAFETY: setrlimit reads the struct we pass.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const raised) } == 0 {
             lim.rlim_cur = lim.rlim_max;
         }
     }

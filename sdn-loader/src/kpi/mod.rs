@@ -103,6 +103,7 @@ impl Traffic {
 
     /// `self - base`, or `self` when any field went down (the counters were reset: a fresh
     /// start, so nothing is subtracted that was never added).
+    #[must_use]
     pub fn since(&self, base: &Self) -> Self {
         let down = self.forward_packets < base.forward_packets
             || self.forward_bytes < base.forward_bytes
@@ -196,6 +197,7 @@ impl Resolution {
     }
 
     /// The resolution stored in the database that this one is read from.
+    #[must_use]
     pub fn stored(self) -> Self {
         if self == Self::Month { Self::Day } else { self }
     }
@@ -295,7 +297,10 @@ pub(crate) fn from_db(v: i64) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(
+        clippy::unwrap_used,
+        reason = "a test fails by panicking with the cause"
+    )]
     use super::*;
 
     #[test]

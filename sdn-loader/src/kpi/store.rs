@@ -202,9 +202,10 @@ impl KpiStore {
             *slot = new;
         }
         self.reopened.fetch_add(1, Ordering::Relaxed);
-        match changed {
-            Some(c) => tracing::warn!("{c}: KPIs now read and write the file at that path"),
-            None => tracing::warn!("the database file is back: KPIs read and write it again"),
+        if let Some(c) = changed {
+            tracing::warn!("{c}: KPIs now read and write the file at that path");
+        } else {
+            tracing::warn!("the database file is back: KPIs read and write it again");
         }
         Ok(true)
     }

@@ -1,7 +1,11 @@
 //! Tests of parsing, validation and writing of policy files.
 
 // Panicking on a surprise is what a test should do.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails by panicking with the cause"
+)]
 
 use std::path::PathBuf;
 

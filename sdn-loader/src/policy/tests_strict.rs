@@ -2,7 +2,11 @@
 //! or invisible characters in ids and names, no repeated endpoint or client prefix.
 
 // Panicking on a surprise is what a test should do.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails by panicking with the cause"
+)]
 
 use std::net::IpAddr;
 

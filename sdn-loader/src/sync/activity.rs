@@ -41,17 +41,17 @@ impl Tracker {
             self.last.insert(id, last);
             if t.packets_24h > 0 {
                 let start = bucket_start(last);
-                let bucket = match self.buckets.iter_mut().find(|(s, _)| *s == start) {
-                    Some((_, b)) => b,
-                    None => {
+                let bucket =
+                    if let Some((_, b)) = self.buckets.iter_mut().find(|(s, _)| *s == start) {
+                        b
+                    } else {
                         self.buckets.push_back((start, BTreeMap::new()));
                         self.buckets.make_contiguous().sort_by_key(|(s, _)| *s);
                         let Some(pos) = self.buckets.iter().position(|(s, _)| *s == start) else {
                             return;
                         };
                         &mut self.buckets[pos].1
-                    }
-                };
+                    };
                 bucket.insert(id, (t.packets_24h, t.bytes_24h));
             }
         }

@@ -3,6 +3,10 @@
 use super::*;
 
 /// IPv6 extension headers.
+#[allow(
+    missing_docs,
+    reason = "the fields are the header fields of their names"
+)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ext {
     /// Hop-by-hop options, `(n + 1) * 8` bytes.
@@ -71,6 +75,10 @@ impl Ext {
 }
 
 /// The transport part of a packet.
+#[allow(
+    missing_docs,
+    reason = "the fields are the header fields of their names"
+)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum L4 {
     /// TCP; `options` is a multiple of 4 bytes, at most 40.
@@ -91,6 +99,7 @@ pub enum L4 {
 }
 
 /// TCP flag bits.
+#[allow(missing_docs, reason = "each is the flag's name")]
 pub mod tcp {
     pub const FIN: u8 = 0x01;
     pub const SYN: u8 = 0x02;
@@ -215,24 +224,28 @@ impl Packet {
     }
 
     /// Adds a VLAN tag inside the existing ones.
+    #[must_use]
     pub fn vlan(mut self, tpid: u16, vid: u16) -> Self {
         self.tags.push((tpid, vid & 0x0fff));
         self
     }
 
     /// Sets the payload.
+    #[must_use]
     pub fn with_payload(mut self, payload: Vec<u8>) -> Self {
         self.payload = payload;
         self
     }
 
     /// Sets the IPv6 extension headers.
+    #[must_use]
     pub fn with_exts(mut self, exts: Vec<Ext>) -> Self {
         self.exts = exts;
         self
     }
 
     /// Sets the IPv4 options.
+    #[must_use]
     pub fn with_v4_options(mut self, options: Vec<u8>) -> Self {
         self.v4_options = options;
         self
@@ -501,6 +514,7 @@ impl Packet {
     }
 
     /// The packet the other way round: addresses and ports swapped, echo request <-> reply.
+    #[must_use]
     pub fn reversed(&self) -> Self {
         let mut p = self.clone();
         p.src = self.dst;
@@ -539,7 +553,7 @@ impl Packet {
                     rest: *rest,
                 }
             }
-            other => other.clone(),
+            other @ L4::Raw { .. } => other.clone(),
         };
         p
     }

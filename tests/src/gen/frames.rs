@@ -281,12 +281,11 @@ impl FrameGen {
                 .collect(),
             _ => Vec::new(),
         };
-        match pick.choose(rng) {
-            Some(net) => addr_near(rng, *net),
-            None => {
-                let net = fresh_prefix(rng, v6);
-                random_in(rng, net)
-            }
+        if let Some(net) = pick.choose(rng) {
+            addr_near(rng, *net)
+        } else {
+            let net = fresh_prefix(rng, v6);
+            random_in(rng, net)
         }
     }
 
@@ -650,7 +649,7 @@ pub fn mutate(rng: &mut impl Rng, frame: &mut Vec<u8>) {
                     0u8, 0xff, 0x05, 0x45, 0x81, 0x86, 0x2c, 0x3c, 0x3a, 0x06, 0x11,
                 ]
                 .choose(rng)
-                .unwrap()
+                .unwrap();
             }
             7 => {
                 if len > 14 {

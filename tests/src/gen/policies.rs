@@ -239,9 +239,7 @@ pub fn random_policy(rng: &mut impl Rng, today: NaiveDate) -> Policy {
                 60..=74 => Protocol::Icmp,
                 _ => Protocol::Any,
             };
-            let ports = if !protocol.has_ports() {
-                Vec::new()
-            } else {
+            let ports = if protocol.has_ports() {
                 let aliases: Vec<&PortAlias> = port_aliases
                     .iter()
                     .filter(|a| a.protocol == protocol)
@@ -251,6 +249,8 @@ pub fn random_policy(rng: &mut impl Rng, today: NaiveDate) -> Policy {
                     20..=44 if !aliases.is_empty() => aliases.choose(rng).unwrap().ports.clone(),
                     _ => random_port_set(rng),
                 }
+            } else {
+                Vec::new()
             };
             let endpoint = Endpoint {
                 address,

@@ -41,6 +41,10 @@ mod parse;
 use parse::*;
 
 /// Reason names, spelled as `sdn_common::reason::name` spells them.
+#[allow(
+    missing_docs,
+    reason = "each is its reason's name, defined in docs/semantics.md"
+)]
 pub mod reason {
     pub const FORWARD: &str = "forward";
     pub const REPLY: &str = "reply";
@@ -103,6 +107,7 @@ pub enum Direction {
 
 impl Direction {
     /// The other direction.
+    #[must_use]
     pub fn opposite(self) -> Self {
         match self {
             Self::Forward => Self::Reply,

@@ -14,7 +14,15 @@
 //! One module per group of rules; this file holds the runner and the frame helpers.
 //!
 //! Needs root (BPF).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails by panicking with the cause"
+)]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test or benchmark uses a few of its package's dependencies"
+)]
 
 use sdn_tests as support;
 

@@ -130,7 +130,7 @@ state = "approved"
         dropped(
             "total length 20 < IHL 6 header",
             v4_frame(&edited(&syn(10).with_v4_options(vec![1; 4]), |b| {
-                set16(b, 2, 20)
+                set16(b, 2, 20);
             })),
             "malformed-ipv4",
         ),
@@ -332,7 +332,7 @@ state = "approved"
         ),
         dropped(
             "TCP header cut at 0 bytes",
-            raw_l4(&syn(39), |t| t.clear()).build(),
+            raw_l4(&syn(39), std::vec::Vec::clear).build(),
             "malformed-transport",
         ),
         forward(
@@ -349,7 +349,7 @@ state = "approved"
         dropped(
             "v6 TCP cut at 19 bytes after a dest-opts header",
             raw_l4(&syn6(42).with_exts(vec![Ext::DestOpts(0)]), |t| {
-                t.truncate(19)
+                t.truncate(19);
             })
             .build(),
             "malformed-transport",
@@ -361,7 +361,7 @@ state = "approved"
         ),
         dropped(
             "UDP 0 bytes",
-            raw_l4(&udp(C, s, 44, 53), |t| t.clear()).build(),
+            raw_l4(&udp(C, s, 44, 53), std::vec::Vec::clear).build(),
             "malformed-transport",
         ),
         forward("UDP exactly 8 bytes", udp(C, s, 45, 53).build(), 5, true),

@@ -10,7 +10,7 @@ fn pin_to_cpu(cpu: usize) -> bool {
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &raw const set) == 0
     }
 }
 
@@ -44,7 +44,7 @@ state = "approved"
     );
     let policy = parse_toml(&policy).unwrap();
     let mut kernel = Replayer::new(&policy, today()).unwrap();
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     for round in 0..4u16 {
         let busy = usize::from(round) % cpus;
         let quiet = (busy + 1) % cpus;

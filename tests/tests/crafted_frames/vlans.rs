@@ -134,7 +134,7 @@ state = "approved"
         ),
         forward(
             "PCP and DEI bits ignored",
-            tagged(syn(7, 443), &[(0x8100, (5 << 13) | 0x1000 | 100)]),
+            tagged(syn(7, 443), &[(0x8100, (5 << 13) | 0x1000 | 0x64)]),
             100,
             true,
         ),

@@ -96,7 +96,7 @@ fn nap(d: Duration, over: &AtomicBool) -> bool {
         if over.load(Ordering::SeqCst) {
             return false;
         }
-        sleep(Duration::from_millis(20).min(d - t0.elapsed().min(d)));
+        sleep(Duration::from_millis(20).min(d.saturating_sub(t0.elapsed())));
     }
     !over.load(Ordering::SeqCst)
 }

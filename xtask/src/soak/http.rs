@@ -98,15 +98,12 @@ fn request(
         }
     }
     let mut body = Vec::new();
-    match length {
-        Some(n) => {
-            body.resize(n, 0);
-            r.read_exact(&mut body)?;
-        }
-        None => {
-            r.read_to_end(&mut body)?;
-            close = true;
-        }
+    if let Some(n) = length {
+        body.resize(n, 0);
+        r.read_exact(&mut body)?;
+    } else {
+        r.read_to_end(&mut body)?;
+        close = true;
     }
     if close {
         *conn = None;

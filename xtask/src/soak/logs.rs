@@ -37,9 +37,12 @@ pub(crate) fn read_logs(work: &Path, clock: &Clock) -> Result<Logs> {
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("loader-") && n.ends_with(".log"))
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.starts_with("loader-")
+                    && std::path::Path::new(n)
+                        .extension()
+                        .is_some_and(|e| e == "log")
+            })
         })
         .collect();
     files.sort();

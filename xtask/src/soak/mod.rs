@@ -263,7 +263,7 @@ pub(crate) fn soak(a: &SoakArgs) -> Result<()> {
         env.pin_dir.display(),
         env.work.display()
     );
-    let result = run(a, seed, Arc::new(env));
+    let result = run(a, seed, &Arc::new(env));
     drop(teardown);
     match result {
         Ok(true) => Ok(()),
@@ -272,7 +272,7 @@ pub(crate) fn soak(a: &SoakArgs) -> Result<()> {
     }
 }
 
-fn run(a: &SoakArgs, seed: u64, env: Arc<Env>) -> Result<bool> {
+fn run(a: &SoakArgs, seed: u64, env: &Arc<Env>) -> Result<bool> {
     let clock = Clock::new();
     env.spawn_loader()?;
     if !env.wait_attached(Duration::from_secs(60)) || !env.wait_http(Duration::from_secs(30)) {
@@ -281,7 +281,7 @@ fn run(a: &SoakArgs, seed: u64, env: Arc<Env>) -> Result<bool> {
             env.work.display()
         );
     }
-    let initial = writers::agreements_of(&export(&env)?)?;
+    let initial = writers::agreements_of(&export(env)?)?;
     let snmp_before = [
         traffic::snmp(&env.client_ns())?,
         traffic::snmp(&env.service_ns())?,
@@ -449,16 +449,16 @@ fn run(a: &SoakArgs, seed: u64, env: Arc<Env>) -> Result<bool> {
         traffic::snmp(&env.client_ns())?,
         traffic::snmp(&env.service_ns())?,
     ];
-    let live = stats(&env)?;
+    let live = stats(env)?;
     let metrics = logs::metrics_counters(env.http);
     let clean_stop = env.stop_loader()?;
-    let kpi = kpi_totals(&env, &clock)?;
+    let kpi = kpi_totals(env, &clock)?;
     let audit: Vec<Value> = env
         .loader_ok(&["db", "--db", &env.url, "audit", "--json"])?
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
-    let last = writers::agreements_of(&export(&env)?)?;
+    let last = writers::agreements_of(&export(env)?)?;
     let revision: u64 = env
         .loader_ok(&["db", "--db", &env.url, "revision"])?
         .trim()

@@ -572,7 +572,7 @@ pub(crate) fn evaluate(c: &Collected) -> (Vec<Check>, String) {
         &format!("HTTP, {} clients", c.args.http_clients),
         format!(
             "{total} requests ({:.0}/s), {ok} ok; in restart windows {refused_restart} refused + {err_restart} other; in DB outages {err_outage}; elsewhere {err_other}",
-            total as f64 / c.load_s.max(1.0)
+            f64::from(total) / c.load_s.max(1.0)
         ),
     );
     for (i, path) in http::PATHS.iter().enumerate() {

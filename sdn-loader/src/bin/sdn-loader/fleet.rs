@@ -138,8 +138,7 @@ pub(crate) fn plan(
                 "  {:>10}  {:<28}  {:>12}  {:>14}",
                 id,
                 t.last
-                    .map(sdn_loader::db::time_text)
-                    .unwrap_or_else(|| "none seen".to_owned()),
+                    .map_or_else(|| "none seen".to_owned(), sdn_loader::db::time_text),
                 t.packets_24h,
                 t.bytes_24h
             );

@@ -128,6 +128,10 @@ pub(crate) enum KpiCommand {
 }
 
 /// Connection limits of the HTTP server (`kpi serve` and `run --db`).
+#[allow(
+    clippy::struct_field_names,
+    reason = "the fields are the flags' names (--http-max-connections, ...)"
+)]
 #[derive(Clone, Debug, clap::Args)]
 pub(crate) struct HttpLimits {
     /// HTTP connections open at once (also bounded by the file limit, less 128 kept for the

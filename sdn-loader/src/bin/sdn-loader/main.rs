@@ -1,5 +1,9 @@
 //! sdn-loader: load, attach and pin the sdn-filter XDP program; replay and explain verdicts;
 //! show counters.
+#![allow(
+    unused_crate_dependencies,
+    reason = "the package's dependency list is shared with the library (axum, hyper, sqlx, ... are the library's)"
+)]
 
 use std::{
     io::Write as _,

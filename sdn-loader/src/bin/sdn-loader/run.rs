@@ -21,6 +21,7 @@ pub(crate) enum Source {
 }
 
 /// What `run` was asked to do, with the flags and the configuration file merged.
+#[derive(Clone, Copy)]
 pub(crate) struct RunArgs<'a> {
     pub(crate) ifaces: &'a [String],
     pub(crate) source: &'a Source,
