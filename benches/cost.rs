@@ -16,10 +16,7 @@
     missing_docs,
     reason = "criterion_group! defines an undocumented public function"
 )]
-#![allow(
-    unused_crate_dependencies,
-    reason = "an integration test or benchmark uses a few of its package's dependencies"
-)]
+#![allow(unused_crate_dependencies, reason = "one dependency list per package")]
 
 use sdn_benches as common;
 

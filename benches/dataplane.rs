@@ -9,10 +9,7 @@
 //! filter, so the ratios are robust against the machine's drift. Shared machines are noisy:
 //! compare the ratios, not the ns. The criterion version of these measurements is
 //! `benches/cost.rs`; this one exists for `cargo xtask bench-report`.
-#![allow(
-    unused_crate_dependencies,
-    reason = "an integration test or benchmark uses a few of its package's dependencies"
-)]
+#![allow(unused_crate_dependencies, reason = "one dependency list per package")]
 
 use sdn_benches as common;
 

@@ -15,10 +15,7 @@
 //!   map, polled every 0.5 ms) is recorded; p50, p99 and max.
 //! - BPF map memory with N agreements loaded: the kernel's `memlock` of every map of the
 //!   process (from /proc/self/fdinfo), which is what the maps pin in kernel memory.
-#![allow(
-    unused_crate_dependencies,
-    reason = "an integration test or benchmark uses a few of its package's dependencies"
-)]
+#![allow(unused_crate_dependencies, reason = "one dependency list per package")]
 
 use std::{
     path::{Path, PathBuf},

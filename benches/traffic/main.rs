@@ -13,10 +13,7 @@
 //! - forwarded: the service side's rx counter (frames the hub let through and routed).
 //!   Generator, hub and service share the machine's CPUs, so every rate is bounded by the
 //!   whole path's per-packet cost; compare ratios within one run.
-#![allow(
-    unused_crate_dependencies,
-    reason = "an integration test or benchmark uses a few of its package's dependencies"
-)]
+#![allow(unused_crate_dependencies, reason = "one dependency list per package")]
 
 mod mix;
 mod ns;

@@ -3,15 +3,8 @@
 //! as Ethernet). The files are written byte by byte: pcap-file's writer refuses to write them.
 //!
 //! Needs no root: the capture is refused before anything is loaded.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "a test fails by panicking with the cause"
-)]
-#![allow(
-    unused_crate_dependencies,
-    reason = "an integration test or benchmark uses a few of its package's dependencies"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+#![allow(unused_crate_dependencies, reason = "one dependency list per package")]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

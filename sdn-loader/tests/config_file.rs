@@ -5,10 +5,7 @@
 //! directory than F's. Runs unprivileged: the configured pin directory does not exist, and
 //! each command must name it.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test")]
-#![allow(
-    unused_crate_dependencies,
-    reason = "an integration test or benchmark uses a few of its package's dependencies"
-)]
+#![allow(unused_crate_dependencies, reason = "one dependency list per package")]
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};

@@ -3,15 +3,8 @@
 //! silently a new database, files are not readable by every user, and a deleted or
 //! replaced file is noticed. (What an unprivileged user is told: `tests/tests/privileges.rs`,
 //! which needs root to become another user.)
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "a test fails by panicking with the cause"
-)]
-#![allow(
-    unused_crate_dependencies,
-    reason = "an integration test or benchmark uses a few of its package's dependencies"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+#![allow(unused_crate_dependencies, reason = "one dependency list per package")]
 
 use sdn_tests as support;
 

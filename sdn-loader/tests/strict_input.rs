@@ -8,15 +8,8 @@
 //! - A repeated endpoint of a service, or prefix of a client, is refused, naming both.
 //!
 //! Every refusal leaves the database as it was. Needs no root: nothing is loaded.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "a test fails by panicking with the cause"
-)]
-#![allow(
-    unused_crate_dependencies,
-    reason = "an integration test or benchmark uses a few of its package's dependencies"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+#![allow(unused_crate_dependencies, reason = "one dependency list per package")]
 
 use sdn_tests as support;
 

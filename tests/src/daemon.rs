@@ -102,6 +102,18 @@ pub struct Hub {
 }
 
 impl Hub {
+    /// For a test that needs root: `None` (the test skips, or fails under
+    /// `SDN_REQUIRE_ROOT=1`) without it; else the topology `tag` + this process's id, with a
+    /// fresh scratch directory that lasts as long as the returned `TempDir`.
+    pub fn for_test(tag: &str) -> Option<(Self, tempfile::TempDir)> {
+        if !crate::netns::root_or_skip() {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let hub = Self::up(&format!("{tag}{:x}", std::process::id()), dir.path());
+        Some((hub, dir))
+    }
+
     /// Creates the topology `prefix` (nothing attached yet).
     pub fn up(prefix: &str, dir: &Path) -> Self {
         std::fs::create_dir_all(dir).unwrap();

@@ -24,15 +24,8 @@
 //! (prefix "e2e" + pid + tag) and pin directory, removed on drop even when the test fails.
 //! Run with `cargo test --release -p sdn-tests --test end_to_end -- --test-threads 1`
 //! (parallel runs work too; one thread keeps the timing quiet).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "a test fails by panicking with the cause"
-)]
-#![allow(
-    unused_crate_dependencies,
-    reason = "an integration test or benchmark uses a few of its package's dependencies"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+#![allow(unused_crate_dependencies, reason = "one dependency list per package")]
 
 use sdn_tests as support;
 

@@ -6,15 +6,8 @@
 //!
 //! Needs root, Debian's PostgreSQL (scripts/setup.sh), iproute2 and ping. Only namespaces it
 //! creates, documentation addresses, and cleanup on drop.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "a test fails by panicking with the cause"
-)]
-#![allow(
-    unused_crate_dependencies,
-    reason = "an integration test or benchmark uses a few of its package's dependencies"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+#![allow(unused_crate_dependencies, reason = "one dependency list per package")]
 
 use sdn_tests as support;
 

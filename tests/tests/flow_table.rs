@@ -1,14 +1,7 @@
 //! The IPv4 flow table, through the real program (BPF_PROG_TEST_RUN): remembered denials,
 //! replacement in a full bucket, and what a policy change does to both. Needs root.
-#![allow(
-    unused_crate_dependencies,
-    reason = "an integration test or benchmark uses a few of its package's dependencies"
-)]
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "a test fails by panicking with the cause"
-)]
+#![allow(unused_crate_dependencies, reason = "one dependency list per package")]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use sdn_tests as support;
 

@@ -5,10 +5,7 @@
 //! return XDP_ABORTED or an undefined verdict.
 //!
 //! Needs root (BPF). Seeds are printed so a failure can be replayed with SDN_PROPTEST_SEED.
-#![allow(
-    unused_crate_dependencies,
-    reason = "an integration test or benchmark uses a few of its package's dependencies"
-)]
+#![allow(unused_crate_dependencies, reason = "one dependency list per package")]
 
 use sdn_tests as support;
 

@@ -6,15 +6,8 @@
 //! data plane's counters.
 //!
 //! `measure_kpi` (ignored; `--ignored --nocapture`) prints the KPI measurements.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "a test fails by panicking with the cause"
-)]
-#![allow(
-    unused_crate_dependencies,
-    reason = "an integration test or benchmark uses a few of its package's dependencies"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+#![allow(unused_crate_dependencies, reason = "one dependency list per package")]
 
 use sdn_tests as support;
 
@@ -107,13 +100,11 @@ fn add(a: [u64; 5], b: [u64; 5]) -> [u64; 5] {
 
 #[test]
 fn kpis_equal_traffic_across_restart_and_policy_change() {
-    if !support::netns::root_or_skip() {
+    let Some((mut g, dir)) = Hub::for_test("kp") else {
         return;
-    }
-    let prefix = format!("kp{:x}", std::process::id());
-    let dir = tempfile::tempdir().unwrap();
+    };
+    let prefix = g.prefix.clone();
     let tmp = dir.path().to_path_buf();
-    let mut g = Hub::up(&prefix, &tmp);
     // This test is about counting: the policy change below must not wait for a confirm.
     g.args = [
         "--kpi-interval",

@@ -2,10 +2,7 @@
 //! so at once, and `stats` says the pins are root's instead of "no running data plane".
 //! Needs root (to make the files and become another user with `setpriv`).
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test")]
-#![allow(
-    unused_crate_dependencies,
-    reason = "an integration test or benchmark uses a few of its package's dependencies"
-)]
+#![allow(unused_crate_dependencies, reason = "one dependency list per package")]
 
 use sdn_tests as support;
 

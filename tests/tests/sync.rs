@@ -3,15 +3,8 @@
 //! kill -9 of the loader and with the database gone, the data plane keeps the last policy and
 //! its counters. Needs root (namespaces, XDP); only namespaces it creates, documentation
 //! addresses, and cleanup on drop.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "a test fails by panicking with the cause"
-)]
-#![allow(
-    unused_crate_dependencies,
-    reason = "an integration test or benchmark uses a few of its package's dependencies"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+#![allow(unused_crate_dependencies, reason = "one dependency list per package")]
 
 use sdn_tests as support;
 
@@ -26,13 +19,11 @@ fn ping(prefix: &str, dst: &str) -> bool {
 
 #[test]
 fn follows_the_database_and_fails_static() {
-    if !support::netns::root_or_skip() {
+    let Some((mut g, dir)) = Hub::for_test("sy") else {
         return;
-    }
-    let prefix = format!("sy{:x}", std::process::id());
-    let dir = tempfile::tempdir().unwrap();
+    };
+    let prefix = g.prefix.clone();
     let tmp = dir.path().to_path_buf();
-    let mut g = Hub::up(&prefix, &tmp);
     g.args = vec!["--guard-active-hours".to_owned(), "1".to_owned()];
     let db_path = tmp.join("sdn.db");
     let url = format!("sqlite://{}", db_path.display());
@@ -171,12 +162,10 @@ fn follows_the_database_and_fails_static() {
 /// the router's status says failed with the reason, and a later revision that fits is applied.
 #[test]
 fn a_policy_that_does_not_fit_is_refused_whole() {
-    if !support::netns::root_or_skip() {
+    let Some((mut g, dir)) = Hub::for_test("sf") else {
         return;
-    }
-    let prefix = format!("sf{:x}", std::process::id());
-    let dir = tempfile::tempdir().unwrap();
-    let mut g = Hub::up(&prefix, dir.path());
+    };
+    let prefix = g.prefix.clone();
     // The demo needs 5 prefix entries; 12 leave room for it and a like-sized change only.
     g.args = vec!["--max-prefixes".to_owned(), "12".to_owned()];
     let url = format!("sqlite://{}", dir.path().join("sdn.db").display());
@@ -233,13 +222,11 @@ fn a_policy_that_does_not_fit_is_refused_whole() {
 /// log, in the router's status and in `stats` (exit 2) until a restart attaches it again.
 #[test]
 fn the_pin_tree_is_owned_and_a_lost_link_is_an_alarm() {
-    if !support::netns::root_or_skip() {
-        return;
-    }
     use std::os::unix::fs::PermissionsExt as _;
-    let prefix = format!("sp{:x}", std::process::id());
-    let dir = tempfile::tempdir().unwrap();
-    let mut g = Hub::up(&prefix, dir.path());
+    let Some((mut g, dir)) = Hub::for_test("sp") else {
+        return;
+    };
+    let prefix = g.prefix.clone();
     let url = format!("sqlite://{}", dir.path().join("sdn.db").display());
     let demo = workspace_root().join("examples/demo-policy.toml");
     loader(&["db", "--db", &url, "import", demo.to_str().unwrap()]);

@@ -2,15 +2,8 @@
 //! restore by `mv`): the daemon says so (log, status, /metrics), keeps the policy in force
 //! while nothing valid is there, and follows the new file once it is a database. Needs root
 //! (namespaces, XDP); only namespaces it creates, documentation addresses, cleanup on drop.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "a test fails by panicking with the cause"
-)]
-#![allow(
-    unused_crate_dependencies,
-    reason = "an integration test or benchmark uses a few of its package's dependencies"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+#![allow(unused_crate_dependencies, reason = "one dependency list per package")]
 
 use sdn_tests as support;
 
@@ -48,13 +41,11 @@ fn wait_logged(what: &str, log: &std::path::Path, f: impl FnMut() -> bool) -> Du
 
 #[test]
 fn follows_a_replaced_database_file() {
-    if !support::netns::root_or_skip() {
+    let Some((mut g, dir)) = Hub::for_test("sf") else {
         return;
-    }
-    let prefix = format!("sf{:x}", std::process::id());
-    let dir = tempfile::tempdir().unwrap();
+    };
+    let prefix = g.prefix.clone();
     let tmp = dir.path().to_path_buf();
-    let mut g = Hub::up(&prefix, &tmp);
     // The new file revokes an agreement that carried traffic: without the guard in the way,
     // the test sees the new file's content enforced.
     g.args = ["--no-guard", "--listen", LISTEN, "--kpi-interval", "1"]
@@ -149,13 +140,11 @@ fn follows_a_replaced_database_file() {
 /// traffic), attaches nothing, and when stopped leaves no pinned maps behind.
 #[test]
 fn an_empty_database_is_refused_and_leaves_no_pins() {
-    if !support::netns::root_or_skip() {
+    let Some((mut g, dir)) = Hub::for_test("se") else {
         return;
-    }
-    let prefix = format!("se{:x}", std::process::id());
-    let dir = tempfile::tempdir().unwrap();
+    };
+    let prefix = g.prefix.clone();
     let tmp = dir.path().to_path_buf();
-    let mut g = Hub::up(&prefix, &tmp);
     g.args = ["--listen", "off", "--kpi-interval", "0"]
         .map(str::to_owned)
         .to_vec();

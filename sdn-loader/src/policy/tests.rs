@@ -1,11 +1,7 @@
 //! Tests of parsing, validation and writing of policy files.
 
 // Panicking on a surprise is what a test should do.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "a test fails by panicking with the cause"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use std::path::PathBuf;
 

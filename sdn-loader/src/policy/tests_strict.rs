@@ -2,11 +2,7 @@
 //! or invisible characters in ids and names, no repeated endpoint or client prefix.
 
 // Panicking on a surprise is what a test should do.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "a test fails by panicking with the cause"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use std::net::IpAddr;
 

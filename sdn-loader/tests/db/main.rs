@@ -11,15 +11,8 @@
 //!   prefix, wrong state, objects in use) with a clear message that changes nothing.
 //! - `import_timing` (ignored; `--ignored --nocapture`) prints the import time of 6,351 and
 //!   100,000 agreements on SQLite.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "a test fails by panicking with the cause"
-)]
-#![allow(
-    unused_crate_dependencies,
-    reason = "an integration test or benchmark uses a few of its package's dependencies"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+#![allow(unused_crate_dependencies, reason = "one dependency list per package")]
 
 use sdn_tests as support;
 

@@ -9,16 +9,7 @@ fn refused_everywhere(policy_text: &str, parts: &[&str]) {
     let capture = write_pcap(&frames());
     let runs = [
         sdn_loader(&["check", "--policy", policy.arg(), "--date", DATE]),
-        sdn_loader(&[
-            "replay",
-            "--policy",
-            policy.arg(),
-            "--pcap",
-            capture.arg(),
-            "--json",
-            "--date",
-            DATE,
-        ]),
+        replay_run(&policy, &capture, &["--json", "--date", DATE]),
         explain(
             &policy,
             &[
@@ -118,15 +109,7 @@ fn missing_policy_file() {
 fn missing_pcap_file() {
     let policy = TempFile::with(".toml", POLICY.as_bytes());
     let missing = TempFile::new(".pcap");
-    let run = sdn_loader(&[
-        "replay",
-        "--policy",
-        policy.arg(),
-        "--pcap",
-        missing.arg(),
-        "--json",
-    ])
-    .failure();
+    let run = replay_run(&policy, &missing, &["--json"]).failure();
     run.stderr_has(&[missing.arg()]);
     assert!(run.stdout.trim().is_empty(), "{}", run.show());
 }
@@ -145,15 +128,7 @@ fn not_a_capture_file() {
         }[..],
     ] {
         let bogus = TempFile::with(".pcap", content);
-        let run = sdn_loader(&[
-            "replay",
-            "--policy",
-            policy.arg(),
-            "--pcap",
-            bogus.arg(),
-            "--json",
-        ])
-        .failure();
+        let run = replay_run(&policy, &bogus, &["--json"]).failure();
         run.stderr_has(&[bogus.arg()]);
     }
 }

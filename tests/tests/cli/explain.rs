@@ -2,160 +2,154 @@
 
 use super::*;
 
-#[test]
-fn explain_allowed() {
+/// One `explain` of the CLI test policy: its arguments (split at spaces), what the first line
+/// says (it starts with the verdict), and what the whole answer must and must not say.
+struct Explained {
+    args: &'static str,
+    first: &'static [&'static str],
+    says: &'static [&'static str],
+    not: &'static [&'static str],
+}
+
+/// Checks every row against the CLI test policy; false (nothing checked) when skipped for
+/// want of root.
+fn explained(rows: &[Explained]) -> bool {
     if !support::netns::root_or_skip() {
-        return;
+        return false;
     }
     let policy = TempFile::with(".toml", POLICY.as_bytes());
-    let run = explain(
-        &policy,
-        &[
-            "198.51.100.10",
-            "203.0.113.10",
-            "tcp",
-            "40000",
-            "443",
-            "--syn",
-        ],
-    )
-    .success();
-    let first = run.stdout.lines().next().unwrap_or_default();
-    assert!(first.starts_with("PASS"), "{}", run.show());
-    assert!(first.contains("forward"), "{}", run.show());
-    for part in [
-        "agreement: 1001",
-        "\"clinic\"",
-        "\"fmk\"",
-        "endpoint 203.0.113.10/32 tcp 443",
-        "starts a transaction",
-    ] {
-        assert!(
-            run.stdout.contains(part),
-            "should say {part:?}: {}",
-            run.show()
-        );
+    for row in rows {
+        let args: Vec<&str> = row.args.split(' ').collect();
+        let run = explain(&policy, &args).success();
+        let first = run.stdout.lines().next().unwrap_or_default();
+        let shown = || format!("{}: {}", row.args, run.show());
+        assert!(first.starts_with(row.first[0]), "{}", shown());
+        for part in row.first {
+            assert!(
+                first.contains(part),
+                "first line lacks {part:?}: {}",
+                shown()
+            );
+        }
+        for part in row.says {
+            assert!(
+                run.stdout.contains(part),
+                "should say {part:?}: {}",
+                shown()
+            );
+        }
+        for part in row.not {
+            assert!(
+                !run.stdout.contains(part),
+                "should not say {part:?}: {}",
+                shown()
+            );
+        }
     }
+    true
+}
 
-    // IPv6 and ICMP echo (default type 8) too.
-    let run = explain(
-        &policy,
-        &[
-            "2001:db8:100::10",
-            "2001:db8:300::10",
-            "tcp",
-            "40000",
-            "443",
-            "--syn",
-        ],
-    )
-    .success();
-    assert!(run.stdout.starts_with("PASS"), "{}", run.show());
-    assert!(run.stdout.contains("agreement: 1001"), "{}", run.show());
-    assert!(
-        run.stdout.contains("endpoint 2001:db8:300::10/128 tcp 443"),
-        "{}",
-        run.show()
-    );
-    let run = explain(&policy, &["198.51.100.10", "203.0.113.10", "icmp"]).success();
-    assert!(run.stdout.starts_with("PASS"), "{}", run.show());
-    assert!(run.stdout.contains("agreement: 1001"), "{}", run.show());
-    assert!(
-        run.stdout.contains("endpoint 203.0.113.10/32 icmp"),
-        "{}",
-        run.show()
-    );
+#[test]
+fn explain_allowed() {
+    explained(&[
+        Explained {
+            args: "198.51.100.10 203.0.113.10 tcp 40000 443 --syn",
+            first: &["PASS", "forward"],
+            says: &[
+                "agreement: 1001",
+                "\"clinic\"",
+                "\"fmk\"",
+                "endpoint 203.0.113.10/32 tcp 443",
+                "starts a transaction",
+            ],
+            not: &[],
+        },
+        // IPv6 and ICMP echo (default type 8) too.
+        Explained {
+            args: "2001:db8:100::10 2001:db8:300::10 tcp 40000 443 --syn",
+            first: &["PASS"],
+            says: &["agreement: 1001", "endpoint 2001:db8:300::10/128 tcp 443"],
+            not: &[],
+        },
+        Explained {
+            args: "198.51.100.10 203.0.113.10 icmp",
+            first: &["PASS"],
+            says: &["agreement: 1001", "endpoint 203.0.113.10/32 icmp"],
+            not: &[],
+        },
+    ]);
 }
 
 #[test]
 fn explain_denied() {
-    if !support::netns::root_or_skip() {
-        return;
-    }
-    let policy = TempFile::with(".toml", POLICY.as_bytes());
-    // No endpoint on port 22.
-    let run = explain(
-        &policy,
-        &[
-            "198.51.100.10",
-            "203.0.113.10",
-            "tcp",
-            "40000",
-            "22",
-            "--syn",
-        ],
-    )
-    .success();
-    assert!(run.stdout.starts_with("DROP"), "{}", run.show());
-    assert!(run.stdout.contains("no-agreement"), "{}", run.show());
-    assert!(!run.stdout.contains("agreement: "), "{}", run.show());
-    // Revoked agreement 1002.
-    let run = explain(
-        &policy,
-        &["192.0.2.5", "203.0.113.10", "tcp", "40000", "443", "--syn"],
-    )
-    .success();
-    assert!(run.stdout.starts_with("DROP"), "{}", run.show());
-    assert!(run.stdout.contains("no-agreement"), "{}", run.show());
+    explained(&[
+        // No endpoint on port 22.
+        Explained {
+            args: "198.51.100.10 203.0.113.10 tcp 40000 22 --syn",
+            first: &["DROP"],
+            says: &["no-agreement"],
+            not: &["agreement: "],
+        },
+        // Revoked agreement 1002.
+        Explained {
+            args: "192.0.2.5 203.0.113.10 tcp 40000 443 --syn",
+            first: &["DROP"],
+            says: &["no-agreement"],
+            not: &[],
+        },
+    ]);
 }
 
 #[test]
 fn explain_reply_syn() {
-    if !support::netns::root_or_skip() {
-        return;
-    }
-    let policy = TempFile::with(".toml", POLICY.as_bytes());
-    let run = explain(
-        &policy,
-        &[
-            "203.0.113.10",
-            "198.51.100.10",
-            "tcp",
-            "443",
-            "40000",
-            "--syn",
-        ],
-    )
-    .success();
-    assert!(run.stdout.starts_with("DROP"), "{}", run.show());
-    assert!(run.stdout.contains("reply-syn"), "{}", run.show());
-    // Without --syn the same packet is an ACK: a reply.
-    let run = explain(
-        &policy,
-        &["203.0.113.10", "198.51.100.10", "tcp", "443", "40000"],
-    )
-    .success();
-    assert!(run.stdout.starts_with("PASS"), "{}", run.show());
-    assert!(run.stdout.contains("reply"), "{}", run.show());
-    assert!(run.stdout.contains("agreement: 1001"), "{}", run.show());
+    explained(&[
+        Explained {
+            args: "203.0.113.10 198.51.100.10 tcp 443 40000 --syn",
+            first: &["DROP"],
+            says: &["reply-syn"],
+            not: &[],
+        },
+        // Without --syn the same packet is an ACK: a reply.
+        Explained {
+            args: "203.0.113.10 198.51.100.10 tcp 443 40000",
+            first: &["PASS"],
+            says: &["reply", "agreement: 1001"],
+            not: &[],
+        },
+    ]);
 }
 
 #[test]
 fn explain_vlan() {
-    if !support::netns::root_or_skip() {
-        return;
+    // Agreement 1003 is for VLAN 100 only: not 200, not untagged.
+    let ran = explained(&[
+        Explained {
+            args: "198.51.100.10 203.0.113.20 tcp 40000 104 --syn --vlan 100",
+            first: &["PASS"],
+            says: &["agreement: 1003", "vlan 100"],
+            not: &[],
+        },
+        Explained {
+            args: "198.51.100.10 203.0.113.20 tcp 40000 104 --syn --vlan 200",
+            first: &["DROP"],
+            says: &[],
+            not: &[],
+        },
+        Explained {
+            args: "198.51.100.10 203.0.113.20 tcp 40000 104 --syn",
+            first: &["DROP"],
+            says: &[],
+            not: &[],
+        },
+    ]);
+    if ran {
+        // A VLAN outside 1-4094 is an error naming it.
+        let policy = TempFile::with(".toml", POLICY.as_bytes());
+        let args = "198.51.100.10 203.0.113.20 tcp 40000 104 --syn --vlan 4095";
+        explain(&policy, &args.split(' ').collect::<Vec<_>>())
+            .failure()
+            .stderr_has(&["4095"]);
     }
-    let policy = TempFile::with(".toml", POLICY.as_bytes());
-    let args = [
-        "198.51.100.10",
-        "203.0.113.20",
-        "tcp",
-        "40000",
-        "104",
-        "--syn",
-    ];
-    let run = explain(&policy, &[&args[..], &["--vlan", "100"]].concat()).success();
-    assert!(run.stdout.starts_with("PASS"), "{}", run.show());
-    assert!(run.stdout.contains("agreement: 1003"), "{}", run.show());
-    assert!(run.stdout.contains("vlan 100"), "{}", run.show());
-    let run = explain(&policy, &[&args[..], &["--vlan", "200"]].concat()).success();
-    assert!(run.stdout.starts_with("DROP"), "{}", run.show());
-    let run = explain(&policy, &args).success();
-    assert!(run.stdout.starts_with("DROP"), "untagged: {}", run.show());
-    // A VLAN outside 1-4094 is an error naming it.
-    explain(&policy, &[&args[..], &["--vlan", "4095"]].concat())
-        .failure()
-        .stderr_has(&["4095"]);
 }
 
 #[test]

@@ -15,15 +15,8 @@
 //!
 //! One module per command (replay, explain, check) and one for bad input; this file holds
 //! the fixtures and the runner.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "a test fails by panicking with the cause"
-)]
-#![allow(
-    unused_crate_dependencies,
-    reason = "an integration test or benchmark uses a few of its package's dependencies"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+#![allow(unused_crate_dependencies, reason = "one dependency list per package")]
 
 use sdn_tests as support;
 
@@ -358,6 +351,13 @@ fn expected_object(v: &Verdict) -> serde_json::Map<String, Value> {
 }
 
 /// Runs `explain` on `policy` as of [`DATE`].
+/// `sdn-loader replay --policy P --pcap C` and `extra` arguments (`--date` is the caller's).
+fn replay_run(policy: &TempFile, capture: &TempFile, extra: &[&str]) -> Run {
+    let mut all = vec!["replay", "--policy", policy.arg(), "--pcap", capture.arg()];
+    all.extend_from_slice(extra);
+    sdn_loader(&all)
+}
+
 fn explain(policy: &TempFile, args: &[&str]) -> Run {
     let mut all = vec!["explain", "--policy", policy.arg(), "--date", DATE];
     all.extend_from_slice(args);

@@ -55,17 +55,7 @@ fn replay_json_matches_library(capture: &TempFile) {
     let lib = library_verdicts(POLICY, &frames);
     check_library_expectations(&frames, &lib);
 
-    let run = sdn_loader(&[
-        "replay",
-        "--policy",
-        policy.arg(),
-        "--pcap",
-        capture.arg(),
-        "--json",
-        "--date",
-        DATE,
-    ])
-    .success();
+    let run = replay_run(&policy, capture, &["--json", "--date", DATE]).success();
     let lines: Vec<&str> = run.stdout.lines().collect();
     assert_eq!(
         lines.len(),
@@ -135,16 +125,7 @@ fn replay_text_one_line_per_frame() {
     let frames = frames();
     let lib = library_verdicts(POLICY, &frames);
     for capture in [write_pcap(&frames), write_pcapng(&frames)] {
-        let run = sdn_loader(&[
-            "replay",
-            "--policy",
-            policy.arg(),
-            "--pcap",
-            capture.arg(),
-            "--date",
-            DATE,
-        ])
-        .success();
+        let run = replay_run(&policy, &capture, &["--date", DATE]).success();
         let lines: Vec<&str> = run.stdout.lines().collect();
         assert_eq!(
             lines.len(),
@@ -196,17 +177,7 @@ fn replay_empty_capture() {
     }
     let policy = TempFile::with(".toml", POLICY.as_bytes());
     let capture = write_pcap(&[]);
-    let run = sdn_loader(&[
-        "replay",
-        "--policy",
-        policy.arg(),
-        "--pcap",
-        capture.arg(),
-        "--json",
-        "--date",
-        DATE,
-    ])
-    .success();
+    let run = replay_run(&policy, &capture, &["--json", "--date", DATE]).success();
     assert!(run.stdout.trim().is_empty(), "{}", run.show());
     run.stderr_has(&["0 frames"]);
 }
@@ -229,7 +200,7 @@ fn replay_refuses_captures_that_are_not_ethernet() {
     ))
     .unwrap();
     drop(w);
-    let run = sdn_loader(&["replay", "--policy", policy.arg(), "--pcap", capture.arg()]).failure();
+    let run = replay_run(&policy, &capture, &[]).failure();
     run.stderr_has(&[capture.arg(), "link type", "not Ethernet"]);
     assert!(run.stdout.trim().is_empty(), "{}", run.show());
 }

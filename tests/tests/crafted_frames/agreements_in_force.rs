@@ -4,9 +4,6 @@ use super::*;
 
 #[test]
 fn agreement_state_and_expiry() {
-    if !support::netns::root_or_skip() {
-        return;
-    }
     let mut policy = format!(
         r#"{ORGS}
 [[client]]

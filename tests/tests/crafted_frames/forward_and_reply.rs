@@ -4,47 +4,6 @@ use super::*;
 
 #[test]
 fn forward_and_reply_protocols_and_ports() {
-    if !support::netns::root_or_skip() {
-        return;
-    }
-    let policy = format!(
-        r#"{ORGS}
-[[port_alias]]
-name = "dicom"
-protocol = "tcp"
-ports = ["104", "11112"]
-
-[[service]]
-id = "svc"
-organisation = "sds"
-name = "Mixed service"
-endpoints = [
-  {{ address = "203.0.113.10", protocol = "tcp", ports = "8000-8100" }},
-  {{ address = "203.0.113.10", protocol = "udp", ports = ["53", "5000-5010"] }},
-  {{ address = "203.0.113.10", protocol = "sctp", ports = "3868" }},
-  {{ address = "203.0.113.20", protocol = "tcp", ports = "dicom" }},
-  {{ address = "203.0.113.21", protocol = "tcp", ports = ["dicom", "4242"] }},
-  {{ address = "203.0.113.30", protocol = "tcp" }},
-  {{ address = "203.0.113.40", protocol = "any" }},
-  {{ address = "203.0.113.50", protocol = "tcp", ports = ["1001", "1003", "1005", "1007", "1009", "1011", "1013", "1015", "1017", "1019", "1021", "1023"] }},
-  {{ address = "203.0.113.60", protocol = "udp", ports = ["0", "65535"] }},
-  {{ address = "2001:db8:10::/64", protocol = "tcp", ports = "443" }},
-  {{ address = "2001:db8:10::/64", protocol = "udp" }},
-  {{ address = "2001:db8:10::/64", protocol = "sctp", ports = "36412" }},
-]
-
-[[client]]
-id = "cli"
-organisation = "rsyd"
-prefixes = ["198.51.100.0/25", "2001:db8:200::/48"]
-
-[[agreement]]
-id = 100
-client = "cli"
-service = "svc"
-state = "approved"
-"#
-    );
     let s10 = "203.0.113.10";
     let s6 = "2001:db8:10::1";
     let cases = [
@@ -471,5 +430,11 @@ state = "approved"
             "reply-syn",
         ),
     ];
-    run("forward_and_reply_protocols_and_ports", &policy, &cases);
+    run(
+        "forward_and_reply_protocols_and_ports",
+        &with_header(include_str!(
+            "../../fixtures/crafted/forward_and_reply.toml"
+        )),
+        &cases,
+    );
 }

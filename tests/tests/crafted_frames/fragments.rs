@@ -4,35 +4,6 @@ use super::*;
 
 #[test]
 fn fragments() {
-    if !support::netns::root_or_skip() {
-        return;
-    }
-    let policy = format!(
-        r#"{ORGS}
-[[service]]
-id = "svc"
-organisation = "sds"
-name = "Fragmenting service"
-endpoints = [
-  {{ address = "203.0.113.60", protocol = "udp", ports = "5000" }},
-  {{ address = "203.0.113.60", protocol = "tcp", ports = "443" }},
-  {{ address = "203.0.113.60", protocol = "icmp" }},
-  {{ address = "2001:db8:60::1", protocol = "udp", ports = "5000" }},
-  {{ address = "2001:db8:60::1", protocol = "tcp", ports = "443" }},
-]
-
-[[client]]
-id = "cli"
-organisation = "rsyd"
-prefixes = ["198.51.100.0/24", "2001:db8:200::/48"]
-
-[[agreement]]
-id = 61
-client = "cli"
-service = "svc"
-state = "approved"
-"#
-    );
     let s = "203.0.113.60";
     let s6 = "2001:db8:60::1";
     let data = |n: usize| vec![0xab; n];
@@ -351,5 +322,9 @@ state = "approved"
             REP,
         ),
     ];
-    run("fragments", &policy, &cases);
+    run(
+        "fragments",
+        &with_header(include_str!("../../fixtures/crafted/fragments.toml")),
+        &cases,
+    );
 }

@@ -4,54 +4,6 @@ use super::*;
 
 #[test]
 fn icmp_echo_errors_and_neighbour_discovery() {
-    if !support::netns::root_or_skip() {
-        return;
-    }
-    let policy = format!(
-        r#"{ORGS}
-[[service]]
-id = "svc"
-organisation = "sds"
-name = "ICMP service"
-endpoints = [
-  {{ address = "203.0.113.30", protocol = "icmp" }},
-  {{ address = "203.0.113.40", protocol = "any" }},
-  {{ address = "203.0.113.50", protocol = "tcp", ports = "443" }},
-  {{ address = "203.0.113.50", protocol = "udp", ports = "53" }},
-  {{ address = "2001:db8:30::1", protocol = "icmpv6" }},
-  {{ address = "2001:db8:40::1", protocol = "any" }},
-  {{ address = "2001:db8:50::1", protocol = "tcp", ports = "443" }},
-]
-
-[[service]]
-id = "svc2"
-organisation = "sds"
-name = "Same tcp endpoint"
-endpoints = [{{ address = "203.0.113.50", protocol = "tcp", ports = "443" }}]
-
-[[client]]
-id = "cli"
-organisation = "rsyd"
-prefixes = ["198.51.100.0/24", "2001:db8:200::/48"]
-
-[[client]]
-id = "cli2"
-organisation = "rsyd"
-prefixes = ["198.51.100.128/25"]
-
-[[agreement]]
-id = 7
-client = "cli"
-service = "svc"
-state = "approved"
-
-[[agreement]]
-id = 3
-client = "cli2"
-service = "svc2"
-state = "approved"
-"#
-    );
     let (s30, s40, s50) = ("203.0.113.30", "203.0.113.40", "203.0.113.50");
     let (s30_6, s40_6, s50_6) = ("2001:db8:30::1", "2001:db8:40::1", "2001:db8:50::1");
     let c2 = "198.51.100.200";
@@ -525,5 +477,9 @@ state = "approved"
             "malformed-transport",
         ),
     ];
-    run("icmp_echo_errors_and_neighbour_discovery", &policy, &cases);
+    run(
+        "icmp_echo_errors_and_neighbour_discovery",
+        &with_header(include_str!("../../fixtures/crafted/icmp.toml")),
+        &cases,
+    );
 }

@@ -4,40 +4,6 @@ use super::*;
 
 #[test]
 fn non_ip_and_infrastructure() {
-    if !support::netns::root_or_skip() {
-        return;
-    }
-    let policy = format!(
-        r#"{ORGS}
-[[service]]
-id = "svc"
-organisation = "sds"
-name = "A service"
-endpoints = [
-  {{ address = "203.0.113.10", protocol = "tcp", ports = "443" }},
-  {{ address = "2001:db8:10::1", protocol = "tcp", ports = "443" }},
-]
-
-[[client]]
-id = "cli"
-organisation = "rsyd"
-prefixes = ["198.51.100.0/24", "2001:db8:200::/48"]
-
-[[agreement]]
-id = 1
-client = "cli"
-service = "svc"
-state = "approved"
-
-[[infrastructure]]
-prefix = "192.0.2.1/32"
-protocol = "tcp"
-ports = ["22"]
-
-[[infrastructure]]
-prefix = "2001:db8:ffff::/126"
-"#
-    );
     let mgmt = "192.0.2.1";
     let peer = "2001:db8:ffff::2";
     let lldp = [
@@ -216,5 +182,9 @@ prefix = "2001:db8:ffff::/126"
             true,
         ),
     ];
-    run("non_ip_and_infrastructure", &policy, &cases);
+    run(
+        "non_ip_and_infrastructure",
+        &with_header(include_str!("../../fixtures/crafted/infrastructure.toml")),
+        &cases,
+    );
 }

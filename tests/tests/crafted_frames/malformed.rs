@@ -4,38 +4,6 @@ use super::*;
 
 #[test]
 fn malformed_and_truncated_frames() {
-    if !support::netns::root_or_skip() {
-        return;
-    }
-    let policy = format!(
-        r#"{ORGS}
-[[service]]
-id = "svc"
-organisation = "sds"
-name = "Parsing service"
-endpoints = [
-  {{ address = "203.0.113.10", protocol = "tcp", ports = "443" }},
-  {{ address = "203.0.113.10", protocol = "udp", ports = "53" }},
-  {{ address = "203.0.113.10", protocol = "sctp", ports = "3868" }},
-  {{ address = "203.0.113.10", protocol = "icmp" }},
-  {{ address = "203.0.113.99", protocol = "any" }},
-  {{ address = "2001:db8:10::1", protocol = "tcp", ports = "443" }},
-  {{ address = "2001:db8:10::1", protocol = "udp", ports = "53" }},
-  {{ address = "2001:db8:10::1", protocol = "icmpv6" }},
-]
-
-[[client]]
-id = "cli"
-organisation = "rsyd"
-prefixes = ["198.51.100.0/24", "2001:db8:200::/48"]
-
-[[agreement]]
-id = 5
-client = "cli"
-service = "svc"
-state = "approved"
-"#
-    );
     let s = "203.0.113.10";
     let s6 = "2001:db8:10::1";
     let syn = |sport: u16| tcp(C, s, sport, 443, SYN);
@@ -421,5 +389,9 @@ state = "approved"
             "truncated-header",
         ),
     ];
-    run("malformed_and_truncated_frames", &policy, &cases);
+    run(
+        "malformed_and_truncated_frames",
+        &with_header(include_str!("../../fixtures/crafted/malformed.toml")),
+        &cases,
+    );
 }

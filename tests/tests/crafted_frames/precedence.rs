@@ -4,128 +4,7 @@ use super::*;
 
 #[test]
 fn forward_beats_reply_and_lowest_id_wins() {
-    if !support::netns::root_or_skip() {
-        return;
-    }
     // Agreements are listed out of id order on purpose.
-    let policy = format!(
-        r#"{ORGS}
-[[service]]
-id = "big"
-organisation = "sds"
-name = "Whole /24"
-endpoints = [{{ address = "203.0.113.0/24", protocol = "tcp", ports = "1000-2000" }}]
-
-[[service]]
-id = "small"
-organisation = "sds"
-name = "A /26 inside"
-endpoints = [{{ address = "203.0.113.64/26", protocol = "tcp", ports = "1500-2500" }}]
-
-[[service]]
-id = "host"
-organisation = "sds"
-name = "One host inside"
-endpoints = [{{ address = "203.0.113.70", protocol = "tcp", ports = ["1800", "2700"] }}]
-
-[[service]]
-id = "v6big"
-organisation = "sds"
-name = "v6 /48"
-endpoints = [{{ address = "2001:db8:10::/48", protocol = "udp", ports = "5000-6000" }}]
-
-[[service]]
-id = "v6small"
-organisation = "sds"
-name = "v6 /64 inside"
-endpoints = [{{ address = "2001:db8:10:5::/64", protocol = "udp", ports = "5500" }}]
-
-[[service]]
-id = "lab-svc"
-organisation = "rsyd"
-name = "Lab upper half"
-endpoints = [{{ address = "192.0.2.128/25", protocol = "tcp" }}]
-
-[[service]]
-id = "lab2-svc"
-organisation = "sds"
-name = "Lab lower half"
-endpoints = [{{ address = "192.0.2.0/25", protocol = "tcp" }}]
-
-[[client]]
-id = "wide"
-organisation = "rsyd"
-prefixes = ["198.51.100.0/24", "2001:db8:200::/48"]
-
-[[client]]
-id = "narrow"
-organisation = "rsyd"
-prefixes = ["198.51.100.128/25", "2001:db8:200:1::/64"]
-
-[[client]]
-id = "hostc"
-organisation = "rsyd"
-prefixes = ["198.51.100.200/32"]
-
-[[client]]
-id = "lab"
-organisation = "sds"
-prefixes = ["192.0.2.0/25"]
-
-[[client]]
-id = "lab2"
-organisation = "rsyd"
-prefixes = ["192.0.2.128/25"]
-
-[[agreement]]
-id = 70
-client = "wide"
-service = "big"
-state = "approved"
-
-[[agreement]]
-id = 50
-client = "wide"
-service = "small"
-state = "approved"
-
-[[agreement]]
-id = 40
-client = "hostc"
-service = "host"
-state = "approved"
-
-[[agreement]]
-id = 30
-client = "narrow"
-service = "big"
-state = "approved"
-
-[[agreement]]
-id = 60
-client = "wide"
-service = "v6big"
-state = "approved"
-
-[[agreement]]
-id = 25
-client = "narrow"
-service = "v6small"
-state = "approved"
-
-[[agreement]]
-id = 90
-client = "lab"
-service = "lab-svc"
-state = "approved"
-
-[[agreement]]
-id = 6
-client = "lab2"
-service = "lab2-svc"
-state = "approved"
-"#
-    );
     let wide = "198.51.100.10";
     let narrow = "198.51.100.129";
     let host = "198.51.100.200";
@@ -323,5 +202,9 @@ state = "approved"
             6,
         ),
     ];
-    run("forward_beats_reply_and_lowest_id_wins", &policy, &cases);
+    run(
+        "forward_beats_reply_and_lowest_id_wins",
+        &with_header(include_str!("../../fixtures/crafted/precedence.toml")),
+        &cases,
+    );
 }

@@ -4,35 +4,6 @@ use super::*;
 
 #[test]
 fn transactions() {
-    if !support::netns::root_or_skip() {
-        return;
-    }
-    let policy = format!(
-        r#"{ORGS}
-[[service]]
-id = "svc"
-organisation = "sds"
-name = "Transactional service"
-endpoints = [
-  {{ address = "203.0.113.10", protocol = "tcp", ports = "443" }},
-  {{ address = "203.0.113.10", protocol = "udp", ports = "53" }},
-  {{ address = "203.0.113.10", protocol = "sctp", ports = "3868" }},
-  {{ address = "203.0.113.99", protocol = "any" }},
-  {{ address = "2001:db8:10::1", protocol = "tcp", ports = "443" }},
-]
-
-[[client]]
-id = "cli"
-organisation = "rsyd"
-prefixes = ["198.51.100.0/24", "2001:db8:200::/48"]
-
-[[agreement]]
-id = 42
-client = "cli"
-service = "svc"
-state = "approved"
-"#
-    );
     let s = "203.0.113.10";
     let s6 = "2001:db8:10::1";
     let cases = [
@@ -223,5 +194,9 @@ state = "approved"
         ),
         dropped("reply SYN", tcp(s, C, 443, 40008, SYN).build(), "reply-syn"),
     ];
-    run("transactions", &policy, &cases);
+    run(
+        "transactions",
+        &with_header(include_str!("../../fixtures/crafted/transactions.toml")),
+        &cases,
+    );
 }

@@ -4,89 +4,6 @@ use super::*;
 
 #[test]
 fn vlan_matching() {
-    if !support::netns::root_or_skip() {
-        return;
-    }
-    let policy = format!(
-        r#"{ORGS}
-[[service]]
-id = "va"
-organisation = "sds"
-name = "VLAN service a"
-endpoints = [{{ address = "203.0.113.10", protocol = "tcp", ports = ["443", "8000-8100"] }}]
-
-[[service]]
-id = "vb"
-organisation = "sds"
-name = "Same address, other ports"
-endpoints = [{{ address = "203.0.113.10", protocol = "tcp", ports = "8050-8200" }}]
-
-[[service]]
-id = "vc"
-organisation = "sds"
-name = "Same address, udp"
-endpoints = [{{ address = "203.0.113.10", protocol = "udp", ports = "53" }}]
-
-[[service]]
-id = "vd"
-organisation = "sds"
-name = "Same address, any"
-endpoints = [{{ address = "203.0.113.10", protocol = "any" }}]
-
-[[service]]
-id = "open"
-organisation = "sds"
-name = "No VLAN"
-endpoints = [
-  {{ address = "203.0.113.20", protocol = "tcp", ports = "443" }},
-  {{ address = "2001:db8:20::1", protocol = "tcp", ports = "443" }},
-]
-
-[[client]]
-id = "cli"
-organisation = "rsyd"
-prefixes = ["198.51.100.0/24", "2001:db8:200::/48"]
-
-[[agreement]]
-id = 100
-client = "cli"
-service = "va"
-state = "approved"
-vlan = 100
-
-[[agreement]]
-id = 90
-client = "cli"
-service = "vb"
-state = "approved"
-
-[[agreement]]
-id = 150
-client = "cli"
-service = "vc"
-state = "approved"
-
-[[agreement]]
-id = 110
-client = "cli"
-service = "vd"
-state = "approved"
-vlan = 200
-
-[[agreement]]
-id = 300
-client = "cli"
-service = "va"
-state = "approved"
-vlan = 4094
-
-[[agreement]]
-id = 200
-client = "cli"
-service = "open"
-state = "approved"
-"#
-    );
     let s = "203.0.113.10";
     let o = "203.0.113.20";
     let syn = |sport: u16, dport: u16| tcp(C, s, sport, dport, SYN);
@@ -479,5 +396,9 @@ state = "approved"
             "truncated-header",
         ),
     ];
-    run("vlan_matching", &policy, &cases);
+    run(
+        "vlan_matching",
+        &with_header(include_str!("../../fixtures/crafted/vlans.toml")),
+        &cases,
+    );
 }
