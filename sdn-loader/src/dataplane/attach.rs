@@ -172,6 +172,14 @@ pub enum Attached {
     Replaced,
 }
 
+/// The error of a failed attach (or link hand-over) to `iface`.
+fn attach_failed(iface: &str) -> impl Fn(ProgramError) -> AttachError + '_ {
+    move |source| AttachError::Attach {
+        iface: iface.to_owned(),
+        source,
+    }
+}
+
 /// Attaches the loaded program to `iface` (or swaps it into the interface's pinned link) and
 /// pins the link and the program.
 pub fn attach(
@@ -206,19 +214,9 @@ pub fn attach(
             what: "the pinned link is not an XDP link",
             source: Box::new(e),
         })?;
-        let id = program
-            .attach_to_link(link)
-            .map_err(|source| AttachError::Attach {
-                iface: iface.to_owned(),
-                source,
-            })?;
+        let id = program.attach_to_link(link).map_err(attach_failed(iface))?;
         // The pin still holds the link; closing our descriptor leaves it attached.
-        let link = program
-            .take_link(id)
-            .map_err(|source| AttachError::Attach {
-                iface: iface.to_owned(),
-                source,
-            })?;
+        let link = program.take_link(id).map_err(attach_failed(iface))?;
         drop(link);
         Attached::Replaced
     } else {
@@ -228,17 +226,9 @@ pub fn attach(
                 iface: iface.to_owned(),
                 source,
             },
-            source => AttachError::Attach {
-                iface: iface.to_owned(),
-                source,
-            },
+            source => attach_failed(iface)(source),
         })?;
-        let link = program
-            .take_link(id)
-            .map_err(|source| AttachError::Attach {
-                iface: iface.to_owned(),
-                source,
-            })?;
+        let link = program.take_link(id).map_err(attach_failed(iface))?;
         let fd_link = FdLink::try_from(link).map_err(|e| AttachError::Link {
             path: lpath.clone(),
             what: "the kernel gave no bpf_link (XDP links need Linux 5.9+)",

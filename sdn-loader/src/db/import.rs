@@ -14,7 +14,7 @@ use super::store::{self, Val};
 use super::text::{
     agreement_json, client_json, infra_json, organisation_json, port_alias_json, service_json,
 };
-use super::{Change, Db, Origin};
+use super::{Change, Db, Origin, lifecycle::Transition};
 
 /// What an import changed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -466,6 +466,26 @@ impl Db {
             agreement_json,
             rows,
         );
+        // Each state change is also a transition of its own, named as the lifecycle names it
+        // (`approve`, `revoke`, ...) or `set-state` for a jump only an import may make (say
+        // revoked -> approved), so the audit log reads like the agreement's history.
+        for (before, after) in &agreements.changed {
+            if before.state == after.state {
+                continue;
+            }
+            let action = Transition::between(before.state, after.state)
+                .map_or("set-state", Transition::name);
+            let (org, peer) = new_owners.agreement(after);
+            rows.push(row(
+                action,
+                ObjectKind::Agreement,
+                after.id.to_string(),
+                org,
+                peer,
+                Some(json!({ "state": before.state.name() })),
+                Some(json!({ "state": after.state.name() })),
+            ));
+        }
         if infra_changed {
             let list = |p: &PolicyDraft| {
                 serde_json::Value::Array(p.infrastructure.iter().map(infra_json).collect())

@@ -92,12 +92,43 @@ pub(crate) async fn round_trip_synthetic_and_reimport(url: &str) {
         request_id: Some("small-change".into()),
         ..AuditFilter::default()
     };
-    assert_eq!(db.audit(&filter).await.unwrap().len(), 107);
+    let rows = db.audit(&filter).await.unwrap();
+    // 107 object rows and the import's own, plus the state change as a transition of its own.
+    assert_eq!(rows.len(), 108);
+    let revoked = q.agreements[0].id.to_string();
+    let transitions = |rows: &[sdn_loader::db::AuditEntry], action: &str| {
+        rows.iter()
+            .filter(|r| r.kind == "agreement" && r.action == action)
+            .map(|r| (r.key.clone(), r.before.clone(), r.after.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        transitions(&rows, "revoke"),
+        [(
+            revoked.clone(),
+            Some(serde_json::json!({"state": "approved"})),
+            Some(serde_json::json!({"state": "revoked"}))
+        )]
+    );
 
-    // Back to the first policy.
+    // Back to the first policy: revoked -> approved is no transition of the lifecycle, which
+    // only an import may make; it is recorded as `set-state`.
     let r = db.import(&p, &origin("back")).await.unwrap();
     assert_eq!(r.revision, 3);
     assert_eq!(db.export().await.unwrap(), p.canonical());
+    let back = AuditFilter {
+        request_id: Some("back".into()),
+        ..AuditFilter::default()
+    };
+    let rows = db.audit(&back).await.unwrap();
+    assert_eq!(
+        transitions(&rows, "set-state"),
+        [(
+            revoked,
+            Some(serde_json::json!({"state": "revoked"})),
+            Some(serde_json::json!({"state": "approved"}))
+        )]
+    );
 
     // Empty policy: everything goes.
     let r = db

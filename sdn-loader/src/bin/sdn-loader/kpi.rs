@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use clap::Subcommand;
 use sdn_loader::dataplane::Maps;
 use sdn_loader::kpi::connections::Limits;
@@ -59,15 +59,8 @@ pub(crate) enum KpiCommand {
         /// Output file.
         #[arg(long)]
         html: PathBuf,
-        /// Start (default: 24 hours before --to).
-        #[arg(long)]
-        from: Option<String>,
-        /// End, exclusive (default: now).
-        #[arg(long)]
-        to: Option<String>,
-        /// Bucket size: minute, hour, day or month.
-        #[arg(long, default_value = "hour")]
-        bucket: String,
+        #[command(flatten)]
+        window: Window,
     },
     /// Collect counters of a running data plane (what `run --db` does in the background).
     Collect {
@@ -90,18 +83,14 @@ pub(crate) enum KpiCommand {
     },
     /// Packets per pass/drop reason per bucket.
     Reasons {
-        /// Start (default: 24 hours before --to).
-        #[arg(long)]
-        from: Option<String>,
-        /// End, exclusive (default: now).
-        #[arg(long)]
-        to: Option<String>,
-        /// Bucket size: minute, hour, day or month.
-        #[arg(long, default_value = "hour")]
-        bucket: String,
+        #[command(flatten)]
+        window: Window,
         /// Only this router.
         #[arg(long)]
         router: Option<String>,
+        /// JSON: `[{"bucket", "reason", "packets"}, ...]`.
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
         /// CSV.
         #[arg(long)]
         csv: bool,
@@ -125,6 +114,30 @@ pub(crate) enum KpiCommand {
         #[command(flatten)]
         limits: HttpLimits,
     },
+}
+
+/// The time window of a report: `--from`, `--to` and `--bucket`.
+#[derive(Clone, Debug, clap::Args)]
+pub(crate) struct Window {
+    /// Start (default: 24 hours before --to).
+    #[arg(long)]
+    from: Option<String>,
+    /// End, exclusive (default: now).
+    #[arg(long)]
+    to: Option<String>,
+    /// Bucket size: minute, hour, day or month.
+    #[arg(long, default_value = "hour")]
+    bucket: String,
+}
+
+impl Window {
+    /// (from, to, bucket), with the defaults filled in.
+    fn resolve(&self) -> Result<(DateTime<Utc>, DateTime<Utc>, Resolution)> {
+        let to = self.to.as_deref().map_or(Ok(Utc::now()), parse_time)?;
+        let from =
+            (self.from.as_deref()).map_or(Ok(to - chrono::Duration::hours(24)), parse_time)?;
+        Ok((from, to, Resolution::parse(&self.bucket)?))
+    }
 }
 
 /// Connection limits of the HTTP server (`kpi serve` and `run --db`).
@@ -274,40 +287,28 @@ pub(crate) fn run(
                     }
                 }
             }
-            KpiCommand::Report {
-                html,
-                from,
-                to,
-                bucket,
-            } => {
-                let to = to.as_deref().map_or(Ok(Utc::now()), parse_time)?;
-                let from = from
-                    .as_deref()
-                    .map_or(Ok(to - chrono::Duration::hours(24)), parse_time)?;
-                let page = report::html(&store, from, to, Resolution::parse(&bucket)?).await?;
+            KpiCommand::Report { html, window } => {
+                let (from, to, bucket) = window.resolve()?;
+                let page = report::html(&store, from, to, bucket).await?;
                 std::fs::write(&html, page)
                     .with_context(|| format!("writing {}", html.display()))?;
                 println!("wrote {}", html.display());
             }
             KpiCommand::Reasons {
-                from,
-                to,
-                bucket,
+                window,
                 router,
+                json,
                 csv,
             } => {
-                let to = to.as_deref().map_or(Ok(Utc::now()), parse_time)?;
-                let from = from
-                    .as_deref()
-                    .map_or(Ok(to - chrono::Duration::hours(24)), parse_time)?;
-                let rows = query::reasons(
-                    &store,
-                    from,
-                    to,
-                    Resolution::parse(&bucket)?,
-                    router.as_deref(),
-                )
-                .await?;
+                let (from, to, bucket) = window.resolve()?;
+                let rows = query::reasons(&store, from, to, bucket, router.as_deref()).await?;
+                if json {
+                    let doc: Vec<_> = (rows.iter())
+                        .map(|(b, r, n)| serde_json::json!({"bucket": b, "reason": r, "packets": n}))
+                        .collect();
+                    println!("{}", serde_json::to_string_pretty(&doc)?);
+                    return Ok(ExitCode::SUCCESS);
+                }
                 if csv {
                     println!("bucket,reason,packets");
                 }

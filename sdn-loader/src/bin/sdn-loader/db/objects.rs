@@ -64,6 +64,14 @@ fn print_endpoint(e: &Endpoint) {
     println!("  endpoint {} {}{ports}", e.address, e.protocol.name());
 }
 
+/// `  agreement ...` for each agreement `filter` selects (under a service or client shown).
+async fn print_agreements(db: &Db, filter: &AgreementFilter) -> Result<ExitCode> {
+    for a in db.agreements(filter).await? {
+        println!("  agreement {}", agreement_line(&a));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn agreement_line(a: &Agreement) -> String {
     let mut s = format!("{} {} -> {} {}", a.id, a.client, a.service, a.state.name());
     if let Some(e) = a.expires {
@@ -118,10 +126,7 @@ pub(super) async fn service(db: &Db, origin: &Origin, cmd: ServiceCommand) -> Re
                 service: Some(id),
                 ..AgreementFilter::default()
             };
-            for a in db.agreements(&filter).await? {
-                println!("  agreement {}", agreement_line(&a));
-            }
-            Ok(ExitCode::SUCCESS)
+            print_agreements(db, &filter).await
         }
         ServiceCommand::Create {
             id,
@@ -225,10 +230,7 @@ pub(super) async fn client(db: &Db, origin: &Origin, cmd: ClientCommand) -> Resu
                 client: Some(id),
                 ..AgreementFilter::default()
             };
-            for a in db.agreements(&filter).await? {
-                println!("  agreement {}", agreement_line(&a));
-            }
-            Ok(ExitCode::SUCCESS)
+            print_agreements(db, &filter).await
         }
         ClientCommand::Create {
             id,
