@@ -56,17 +56,15 @@ fn follows_the_database_and_fails_static() {
         "a held revision must leave the policy in force"
     );
     let state_dir = tmp.join("state");
-    let plan: serde_json::Value = serde_json::from_str(&loader(&[
-        "plan",
-        "--db",
-        &url,
-        "--router",
-        "sync-test",
-        "--state-dir",
-        state_dir.to_str().unwrap(),
-        "--json",
-    ]))
-    .unwrap();
+    let out = std::process::Command::new(&*support::netns::LOADER)
+        .args(["plan", "--db", &url, "--router", "sync-test", "--state-dir"])
+        .arg(&state_dir)
+        .arg("--json")
+        .output()
+        .unwrap();
+    // Exit 2: the guard holds the sync (README "Exit codes").
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(plan["guard"], "hold", "{plan}");
     assert_eq!(plan["removed"][0]["agreement"], 1001, "{plan}");
     assert!(

@@ -74,6 +74,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = match self.0 {
             KpiError::BadQuery(_) => StatusCode::BAD_REQUEST,
+            KpiError::Unknown { .. } => StatusCode::NOT_FOUND,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let mut msg = self.0.to_string();

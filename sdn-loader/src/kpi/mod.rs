@@ -56,6 +56,14 @@ pub enum KpiError {
     /// A query was not understood.
     #[error("{0}")]
     BadQuery(String),
+    /// A query names something neither the agreement database nor the KPIs know.
+    #[error("no {what} {name:?} in the agreement database or the KPIs")]
+    Unknown {
+        /// `agreement`, `service`, `client`, `organisation` or `router`.
+        what: &'static str,
+        /// The name (an agreement's id) as given.
+        name: String,
+    },
     /// Writing output failed.
     #[error("writing output")]
     Io(#[from] std::io::Error),

@@ -181,10 +181,71 @@ fn month_of(bucket: &str) -> String {
         .map_or_else(|| bucket.to_owned(), |m| format!("{m}-01T00:00:00.000000Z"))
 }
 
+/// Every name `q` filters on must be known, or the empty answer would read as "no traffic"
+/// when the name is mistyped: an agreement in the database or in the KPIs (a deleted one
+/// keeps its history), a service, client or organisation in the database, a router that
+/// reported or recorded KPIs.
+async fn check_names(
+    store: &KpiStore,
+    q: &Query,
+    names: &HashMap<u32, AgreementNames>,
+) -> Result<(), KpiError> {
+    let exists = |sql: &'static str, value: String| async move {
+        let found: Option<i64> = sqlx::query_scalar(sql)
+            .bind(value)
+            .fetch_optional(&store.pool())
+            .await?;
+        Ok::<bool, KpiError>(found.is_some())
+    };
+    if let Some(id) = q.agreement
+        && !names.contains_key(&id)
+        && sqlx::query_scalar::<_, i64>("SELECT 1 FROM kpi_traffic WHERE agreement_id = $1 LIMIT 1")
+            .bind(i64::from(id))
+            .fetch_optional(&store.pool())
+            .await?
+            .is_none()
+    {
+        return Err(KpiError::Unknown {
+            what: "agreement",
+            name: id.to_string(),
+        });
+    }
+    let tables = [
+        (
+            "service",
+            &q.service,
+            "SELECT 1 FROM services WHERE id = $1",
+        ),
+        ("client", &q.client, "SELECT 1 FROM clients WHERE id = $1"),
+        (
+            "organisation",
+            &q.organisation,
+            "SELECT 1 FROM organisations WHERE id = $1",
+        ),
+        (
+            "router",
+            &q.router,
+            "SELECT 1 FROM routers WHERE name = $1 UNION ALL SELECT 1 FROM kpi_traffic WHERE router = $1 LIMIT 1",
+        ),
+    ];
+    for (what, name, sql) in tables {
+        if let Some(name) = name
+            && !exists(sql, name.clone()).await?
+        {
+            return Err(KpiError::Unknown {
+                what,
+                name: name.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Runs a query.
 ///
 /// # Errors
-/// [`KpiError::Sql`], [`KpiError::BadQuery`] (an empty range).
+/// [`KpiError::Sql`], [`KpiError::BadQuery`] (an empty range), [`KpiError::Unknown`] (a
+/// name that nothing knows).
 pub async fn run(store: &KpiStore, q: &Query) -> Result<Answer, KpiError> {
     if q.from >= q.to {
         return Err(KpiError::BadQuery(format!(
@@ -194,6 +255,7 @@ pub async fn run(store: &KpiStore, q: &Query) -> Result<Answer, KpiError> {
         )));
     }
     let names = agreement_names(store).await?;
+    check_names(store, q, &names).await?;
     let stored = q.bucket.stored();
     // Buckets are read from the resolution's floor of `from`, so a month or hour that
     // started before `from` is not cut in half silently: a bucket is in when it starts in

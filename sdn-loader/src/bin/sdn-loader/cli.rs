@@ -223,26 +223,31 @@ pub(crate) enum Command {
     Db {
         /// Database URL: sqlite://PATH (relative), sqlite:///PATH (absolute) or
         /// postgres://USER@HOST/DB (default: `database` of the config file, else
-        /// sqlite:///var/lib/sdn/sdn.db).
-        #[arg(long)]
+        /// sqlite:///var/lib/sdn/sdn.db). Before or after the command's name.
+        #[arg(long, global = true)]
         db: Option<String>,
         /// Who makes the change (recorded in the audit log; default: the login name).
-        #[arg(long, default_value_t = db::default_actor())]
+        #[arg(long, global = true, default_value_t = db::default_actor())]
         actor: String,
         /// Request id recorded with every change (default: a new UUID, printed).
-        #[arg(long)]
+        #[arg(long, global = true)]
         request_id: Option<String>,
         /// Take a 0-byte SQLite file as a new empty database (refused without this, as
         /// what a failed copy or restore leaves; `db init` never needs it).
-        #[arg(long)]
+        #[arg(long, global = true)]
         allow_empty: bool,
+        /// JSON output: lists as arrays, `show` as one object, changes as
+        /// `{"revision", "changed", "request_id"}`, the audit log as one object per line.
+        #[arg(long, global = true)]
+        json: bool,
         #[command(subcommand)]
         command: db::DbCommand,
     },
     /// Per-agreement traffic KPIs: queries, monthly report, HTML report, collector, HTTP.
     Kpi {
-        /// Database URL (as for `db`; default: `database` of the config file).
-        #[arg(long)]
+        /// Database URL (as for `db`; default: `database` of the config file). Before or
+        /// after the command's name.
+        #[arg(long, global = true)]
         db: Option<String>,
         #[command(subcommand)]
         command: kpi::KpiCommand,

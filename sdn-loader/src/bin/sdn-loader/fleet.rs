@@ -3,7 +3,7 @@
 
 use std::{collections::BTreeMap, path::Path, process::ExitCode};
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use chrono::Utc;
 use sdn_loader::{
     config::Config,
@@ -87,7 +87,7 @@ pub(crate) fn plan(
             "guard_reasons": hold,
         });
         println!("{v}");
-        return Ok(ExitCode::SUCCESS);
+        return Ok(held_exit(&hold));
     }
     match &kept {
         Some((r, _)) => println!(
@@ -152,7 +152,17 @@ pub(crate) fn plan(
             hold.join("; ")
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(held_exit(&hold))
+}
+
+/// `plan`'s exit code: 2 when the guard will hold the next sync (a confirm is needed), 0 when
+/// it goes through (or changes nothing); errors exit 1.
+fn held_exit(hold: &[String]) -> ExitCode {
+    if hold.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
 }
 
 /// `confirm`: releases a held revision for `router` (`*`: every router).
@@ -194,9 +204,21 @@ pub(crate) fn status(
     rt.block_on(async {
         let db = open(url).await?;
         let revision = db.revision().await?;
-        let routers: Vec<RouterStatus> = db
-            .router_statuses()
-            .await?
+        let all = db.router_statuses().await?;
+        if let Some(name) = router
+            && !all.iter().any(|r| r.name == name)
+        {
+            let known: Vec<&str> = all.iter().map(|r| r.name.as_str()).collect();
+            bail!(
+                "no router {name:?} has reported to this database (routers: {})",
+                if known.is_empty() {
+                    "none yet".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            );
+        }
+        let routers: Vec<RouterStatus> = all
             .into_iter()
             .filter(|r| router.is_none_or(|n| r.name == n))
             .collect();

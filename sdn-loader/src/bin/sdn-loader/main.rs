@@ -289,6 +289,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             actor,
             request_id,
             allow_empty,
+            json,
             command,
         } => db::run(
             &rt,
@@ -296,6 +297,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             &actor,
             request_id,
             allow_empty,
+            json,
             command,
         ),
         Command::Kpi { db, command } => kpi::run(&rt, &config.db_url(db), &config, command),

@@ -113,5 +113,10 @@ pub(crate) fn explain(
     } else {
         print!("{}", describe(&p, spec, &v));
     }
-    Ok(ExitCode::SUCCESS)
+    // Like grep: the answer is in the exit code too (0 passes, 2 dropped; 1 is an error).
+    Ok(if v.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }

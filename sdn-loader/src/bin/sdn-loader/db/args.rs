@@ -400,7 +400,4 @@ pub(crate) struct AuditArgs {
     /// Only the newest N rows.
     #[arg(long)]
     pub(crate) limit: Option<u32>,
-    /// One JSON object per row, with before/after.
-    #[arg(long)]
-    pub(crate) json: bool,
 }

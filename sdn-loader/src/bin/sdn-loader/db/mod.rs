@@ -54,6 +54,30 @@ fn login_name() -> Option<String> {
         .or_else(|| Some(format!("uid:{uid}")))
 }
 
+/// What every `db` handler works with: the database, who changes it, and the output format.
+pub(super) struct Ctx<'a> {
+    pub(super) db: &'a Db,
+    pub(super) origin: &'a Origin,
+    /// `--json`.
+    pub(super) json: bool,
+}
+
+impl Ctx<'_> {
+    /// Prints `value` as JSON (`--json`), or runs `text` to print it as text.
+    fn show(
+        &self,
+        value: impl FnOnce() -> serde_json::Value,
+        text: impl FnOnce(),
+    ) -> Result<ExitCode> {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&value())?);
+        } else {
+            text();
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
 /// Runs one `db` command against the database at `db_url`.
 pub(crate) fn run(
     runtime: &tokio::runtime::Runtime,
@@ -61,6 +85,7 @@ pub(crate) fn run(
     actor: &str,
     request_id: Option<String>,
     allow_empty: bool,
+    json: bool,
     cmd: DbCommand,
 ) -> Result<ExitCode> {
     let request_id = request_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
@@ -72,15 +97,30 @@ pub(crate) fn run(
             allow_empty: allow_empty || matches!(cmd, DbCommand::Init),
         };
         let db = Db::open_with(db_url, options).await?;
-        let result = dispatch(&db, &origin, cmd).await;
+        let cx = Ctx {
+            db: &db,
+            origin: &origin,
+            json,
+        };
+        let result = dispatch(&cx, cmd).await;
         db.close().await;
         result
     })
 }
 
 /// Prints the outcome of a change.
-fn changed(origin: &Origin, done: Committed) -> ExitCode {
-    if done.changed {
+fn changed(cx: &Ctx<'_>, done: Committed) -> ExitCode {
+    let origin = cx.origin;
+    if cx.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "revision": done.revision,
+                "changed": done.changed,
+                "request_id": origin.request_id,
+            })
+        );
+    } else if done.changed {
         println!("revision {} (request {})", done.revision, origin.request_id);
     } else {
         // Not this change's revision: another change made it.
@@ -94,13 +134,14 @@ fn changed(origin: &Origin, done: Committed) -> ExitCode {
 
 /// Runs a change and reports it.
 async fn change(
-    origin: &Origin,
+    cx: &Ctx<'_>,
     f: impl std::future::Future<Output = Result<Committed, sdn_loader::db::DbError>>,
 ) -> Result<ExitCode> {
-    Ok(changed(origin, f.await?))
+    Ok(changed(cx, f.await?))
 }
 
-async fn dispatch(db: &Db, origin: &Origin, cmd: DbCommand) -> Result<ExitCode> {
+async fn dispatch(cx: &Ctx<'_>, cmd: DbCommand) -> Result<ExitCode> {
+    let db = cx.db;
     match cmd {
         DbCommand::Init => {
             println!(
@@ -110,7 +151,7 @@ async fn dispatch(db: &Db, origin: &Origin, cmd: DbCommand) -> Result<ExitCode> 
             );
             Ok(ExitCode::SUCCESS)
         }
-        DbCommand::Import { file } => import(db, origin, &file).await,
+        DbCommand::Import { file } => import(cx, &file).await,
         DbCommand::Export { format, output } => {
             let p = db.export().await?;
             let out = match format {
@@ -132,18 +173,19 @@ async fn dispatch(db: &Db, origin: &Origin, cmd: DbCommand) -> Result<ExitCode> 
             println!("{}", db.revision().await?);
             Ok(ExitCode::SUCCESS)
         }
-        DbCommand::Org(c) => org(db, origin, c).await,
-        DbCommand::Service(c) => service(db, origin, c).await,
-        DbCommand::Endpoint(c) => endpoint(db, origin, c).await,
-        DbCommand::Client(c) => client(db, origin, c).await,
-        DbCommand::Prefix(c) => prefix(db, origin, c).await,
-        DbCommand::Agreement(c) => agreement(db, origin, c).await,
-        DbCommand::Alias(c) => alias(db, origin, c).await,
-        DbCommand::Audit(a) => audit(db, &a).await,
+        DbCommand::Org(c) => org(cx, c).await,
+        DbCommand::Service(c) => service(cx, c).await,
+        DbCommand::Endpoint(c) => endpoint(cx, c).await,
+        DbCommand::Client(c) => client(cx, c).await,
+        DbCommand::Prefix(c) => prefix(cx, c).await,
+        DbCommand::Agreement(c) => agreement(cx, c).await,
+        DbCommand::Alias(c) => alias(cx, c).await,
+        DbCommand::Audit(a) => audit(cx, &a).await,
     }
 }
 
-async fn import(db: &Db, origin: &Origin, file: &std::path::Path) -> Result<ExitCode> {
+async fn import(cx: &Ctx<'_>, file: &std::path::Path) -> Result<ExitCode> {
+    let (db, origin) = (cx.db, cx.origin);
     let p = policy::load_file(file)?;
     let bar = ProgressBar::new(0);
     bar.set_style(
@@ -197,7 +239,8 @@ fn audit_line(r: &AuditEntry) -> String {
     )
 }
 
-async fn audit(db: &Db, a: &AuditArgs) -> Result<ExitCode> {
+async fn audit(cx: &Ctx<'_>, a: &AuditArgs) -> Result<ExitCode> {
+    let db = cx.db;
     let (kind, key) = match &a.object {
         None => (None, None),
         Some(text) => {
@@ -225,7 +268,7 @@ async fn audit(db: &Db, a: &AuditArgs) -> Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     for r in db.audit(&filter).await? {
-        if a.json {
+        if cx.json {
             writeln!(out, "{}", serde_json::to_string(&r)?)?;
         } else {
             writeln!(out, "{}", audit_line(&r))?;

@@ -6,43 +6,64 @@
 )]
 use super::*;
 
-pub(super) async fn org(db: &Db, origin: &Origin, cmd: OrgCommand) -> Result<ExitCode> {
+pub(super) async fn org(cx: &Ctx<'_>, cmd: OrgCommand) -> Result<ExitCode> {
+    let (db, origin) = (cx.db, cx.origin);
     match cmd {
         OrgCommand::List => {
-            for o in db.organisations().await? {
-                println!("{}\t{}", o.id, o.name);
-            }
-            Ok(ExitCode::SUCCESS)
+            let all = db.organisations().await?;
+            cx.show(
+                || all.iter().map(text::organisation_json).collect(),
+                || {
+                    for o in &all {
+                        println!("{}\t{}", o.id, o.name);
+                    }
+                },
+            )
         }
         OrgCommand::Show { id } => {
             let o = db
                 .organisation(&id)
                 .await?
                 .ok_or_else(|| not_found(ObjectKind::Organisation, &id))?;
-            println!("organisation {:?}: {}", o.id, o.name);
-            for s in db.services().await?.iter().filter(|s| s.organisation == id) {
-                println!("  service {:?}: {}", s.id, s.name);
-            }
-            for c in db.clients().await?.iter().filter(|c| c.organisation == id) {
-                println!("  client {:?}", c.id);
-            }
-            Ok(ExitCode::SUCCESS)
+            let services: Vec<Service> = (db.services().await?.into_iter())
+                .filter(|s| s.organisation == id)
+                .collect();
+            let clients: Vec<Client> = (db.clients().await?.into_iter())
+                .filter(|c| c.organisation == id)
+                .collect();
+            cx.show(
+                || {
+                    let mut v = text::organisation_json(&o);
+                    v["services"] = services.iter().map(text::service_json).collect();
+                    v["clients"] = clients.iter().map(text::client_json).collect();
+                    v
+                },
+                || {
+                    println!("organisation {:?}: {}", o.id, o.name);
+                    for s in &services {
+                        println!("  service {:?}: {}", s.id, s.name);
+                    }
+                    for c in &clients {
+                        println!("  client {:?}", c.id);
+                    }
+                },
+            )
         }
         OrgCommand::Create { id, name } => {
             change(
-                origin,
+                cx,
                 db.create_organisation(&Organisation { id, name }, origin),
             )
             .await
         }
         OrgCommand::Update { id, name } => {
             change(
-                origin,
+                cx,
                 db.update_organisation(&Organisation { id, name }, origin),
             )
             .await
         }
-        OrgCommand::Delete { id } => change(origin, db.delete_organisation(&id, origin)).await,
+        OrgCommand::Delete { id } => change(cx, db.delete_organisation(&id, origin)).await,
     }
 }
 
@@ -64,12 +85,17 @@ fn print_endpoint(e: &Endpoint) {
     println!("  endpoint {} {}{ports}", e.address, e.protocol.name());
 }
 
-/// `  agreement ...` for each agreement `filter` selects (under a service or client shown).
-async fn print_agreements(db: &Db, filter: &AgreementFilter) -> Result<ExitCode> {
-    for a in db.agreements(filter).await? {
-        println!("  agreement {}", agreement_line(&a));
+/// `  agreement ...` for each agreement of a service or client shown.
+fn print_agreements(agreements: &[Agreement]) {
+    for a in agreements {
+        println!("  agreement {}", agreement_line(a));
     }
-    Ok(ExitCode::SUCCESS)
+}
+
+/// A shown service's or client's JSON with its agreements.
+fn with_agreements(mut v: serde_json::Value, agreements: &[Agreement]) -> serde_json::Value {
+    v["agreements"] = agreements.iter().map(text::agreement_json).collect();
+    v
 }
 
 fn agreement_line(a: &Agreement) -> String {
@@ -94,39 +120,51 @@ fn port_items(ports: &[String]) -> Option<Vec<String>> {
     (!items.is_empty()).then_some(items)
 }
 
-pub(super) async fn service(db: &Db, origin: &Origin, cmd: ServiceCommand) -> Result<ExitCode> {
+pub(super) async fn service(cx: &Ctx<'_>, cmd: ServiceCommand) -> Result<ExitCode> {
+    let (db, origin) = (cx.db, cx.origin);
     match cmd {
         ServiceCommand::List { organisation } => {
-            for s in db.services().await? {
-                if organisation.as_ref().is_none_or(|o| *o == s.organisation) {
-                    println!(
-                        "{}\t{}\t{}\t{} endpoint(s)",
-                        s.id,
-                        s.organisation,
-                        s.name,
-                        s.endpoints.len()
-                    );
-                }
-            }
-            Ok(ExitCode::SUCCESS)
+            let all: Vec<Service> = (db.services().await?.into_iter())
+                .filter(|s| organisation.as_ref().is_none_or(|o| *o == s.organisation))
+                .collect();
+            cx.show(
+                || all.iter().map(text::service_json).collect(),
+                || {
+                    for s in &all {
+                        println!(
+                            "{}\t{}\t{}\t{} endpoint(s)",
+                            s.id,
+                            s.organisation,
+                            s.name,
+                            s.endpoints.len()
+                        );
+                    }
+                },
+            )
         }
         ServiceCommand::Show { id } => {
             let s = db
                 .service(&id)
                 .await?
                 .ok_or_else(|| not_found(ObjectKind::Service, &id))?;
-            println!(
-                "service {:?}: {} (organisation {:?})",
-                s.id, s.name, s.organisation
-            );
-            for e in &s.endpoints {
-                print_endpoint(e);
-            }
             let filter = AgreementFilter {
                 service: Some(id),
                 ..AgreementFilter::default()
             };
-            print_agreements(db, &filter).await
+            let agreements = db.agreements(&filter).await?;
+            cx.show(
+                || with_agreements(text::service_json(&s), &agreements),
+                || {
+                    println!(
+                        "service {:?}: {} (organisation {:?})",
+                        s.id, s.name, s.organisation
+                    );
+                    for e in &s.endpoints {
+                        print_endpoint(e);
+                    }
+                    print_agreements(&agreements);
+                },
+            )
         }
         ServiceCommand::Create {
             id,
@@ -157,17 +195,18 @@ pub(super) async fn service(db: &Db, origin: &Origin, cmd: ServiceCommand) -> Re
                 name,
                 endpoints: parsed,
             };
-            change(origin, db.create_service(&s, origin)).await
+            change(cx, db.create_service(&s, origin)).await
         }
         ServiceCommand::Update { id, name } => {
-            change(origin, db.rename_service(&id, &name, origin)).await
+            change(cx, db.rename_service(&id, &name, origin)).await
         }
-        ServiceCommand::Move { id, to } => change(origin, db.move_service(&id, &to, origin)).await,
-        ServiceCommand::Delete { id } => change(origin, db.delete_service(&id, origin)).await,
+        ServiceCommand::Move { id, to } => change(cx, db.move_service(&id, &to, origin)).await,
+        ServiceCommand::Delete { id } => change(cx, db.delete_service(&id, origin)).await,
     }
 }
 
-pub(super) async fn endpoint(db: &Db, origin: &Origin, cmd: EndpointCommand) -> Result<ExitCode> {
+pub(super) async fn endpoint(cx: &Ctx<'_>, cmd: EndpointCommand) -> Result<ExitCode> {
+    let (db, origin) = (cx.db, cx.origin);
     match cmd {
         EndpointCommand::Add {
             service,
@@ -179,7 +218,7 @@ pub(super) async fn endpoint(db: &Db, origin: &Origin, cmd: EndpointCommand) -> 
             let e = db
                 .endpoint_from_text(&address, &protocol, items.as_deref())
                 .await?;
-            change(origin, db.add_endpoint(&service, &e, origin)).await
+            change(cx, db.add_endpoint(&service, &e, origin)).await
         }
         EndpointCommand::Delete {
             service,
@@ -192,7 +231,7 @@ pub(super) async fn endpoint(db: &Db, origin: &Origin, cmd: EndpointCommand) -> 
                 .endpoint_from_text(&address, &protocol, items.as_deref())
                 .await?;
             change(
-                origin,
+                cx,
                 db.delete_endpoint(&service, &e, items.is_some(), origin),
             )
             .await
@@ -205,32 +244,44 @@ fn parse_prefix(client: &str, text: &str) -> Result<IpNet> {
     text::parse_net(text).map_err(|e| anyhow!("client {client:?}: field `prefixes`: {e}"))
 }
 
-pub(super) async fn client(db: &Db, origin: &Origin, cmd: ClientCommand) -> Result<ExitCode> {
+pub(super) async fn client(cx: &Ctx<'_>, cmd: ClientCommand) -> Result<ExitCode> {
+    let (db, origin) = (cx.db, cx.origin);
     match cmd {
         ClientCommand::List { organisation } => {
-            for c in db.clients().await? {
-                if organisation.as_ref().is_none_or(|o| *o == c.organisation) {
-                    let prefixes: Vec<String> =
-                        c.prefixes.iter().map(ToString::to_string).collect();
-                    println!("{}\t{}\t{}", c.id, c.organisation, prefixes.join(" "));
-                }
-            }
-            Ok(ExitCode::SUCCESS)
+            let all: Vec<Client> = (db.clients().await?.into_iter())
+                .filter(|c| organisation.as_ref().is_none_or(|o| *o == c.organisation))
+                .collect();
+            cx.show(
+                || all.iter().map(text::client_json).collect(),
+                || {
+                    for c in &all {
+                        let prefixes: Vec<String> =
+                            c.prefixes.iter().map(ToString::to_string).collect();
+                        println!("{}\t{}\t{}", c.id, c.organisation, prefixes.join(" "));
+                    }
+                },
+            )
         }
         ClientCommand::Show { id } => {
             let c = db
                 .client(&id)
                 .await?
                 .ok_or_else(|| not_found(ObjectKind::Client, &id))?;
-            println!("client {:?} (organisation {:?})", c.id, c.organisation);
-            for p in &c.prefixes {
-                println!("  prefix {p}");
-            }
             let filter = AgreementFilter {
                 client: Some(id),
                 ..AgreementFilter::default()
             };
-            print_agreements(db, &filter).await
+            let agreements = db.agreements(&filter).await?;
+            cx.show(
+                || with_agreements(text::client_json(&c), &agreements),
+                || {
+                    println!("client {:?} (organisation {:?})", c.id, c.organisation);
+                    for p in &c.prefixes {
+                        println!("  prefix {p}");
+                    }
+                    print_agreements(&agreements);
+                },
+            )
         }
         ClientCommand::Create {
             id,
@@ -246,29 +297,31 @@ pub(super) async fn client(db: &Db, origin: &Origin, cmd: ClientCommand) -> Resu
                 organisation,
                 prefixes,
             };
-            change(origin, db.create_client(&c, origin)).await
+            change(cx, db.create_client(&c, origin)).await
         }
         ClientCommand::Update { id, organisation } => {
-            change(origin, db.move_client(&id, &organisation, origin)).await
+            change(cx, db.move_client(&id, &organisation, origin)).await
         }
-        ClientCommand::Delete { id } => change(origin, db.delete_client(&id, origin)).await,
+        ClientCommand::Delete { id } => change(cx, db.delete_client(&id, origin)).await,
     }
 }
 
-pub(super) async fn prefix(db: &Db, origin: &Origin, cmd: PrefixCommand) -> Result<ExitCode> {
+pub(super) async fn prefix(cx: &Ctx<'_>, cmd: PrefixCommand) -> Result<ExitCode> {
+    let (db, origin) = (cx.db, cx.origin);
     match cmd {
         PrefixCommand::Add { client, prefix } => {
             let p = parse_prefix(&client, &prefix)?;
-            change(origin, db.add_prefix(&client, p, origin)).await
+            change(cx, db.add_prefix(&client, p, origin)).await
         }
         PrefixCommand::Delete { client, prefix } => {
             let p = parse_prefix(&client, &prefix)?;
-            change(origin, db.delete_prefix(&client, p, origin)).await
+            change(cx, db.delete_prefix(&client, p, origin)).await
         }
     }
 }
 
-pub(super) async fn agreement(db: &Db, origin: &Origin, cmd: AgreementCommand) -> Result<ExitCode> {
+pub(super) async fn agreement(cx: &Ctx<'_>, cmd: AgreementCommand) -> Result<ExitCode> {
+    let (db, origin) = (cx.db, cx.origin);
     match cmd {
         AgreementCommand::List {
             client,
@@ -280,18 +333,25 @@ pub(super) async fn agreement(db: &Db, origin: &Origin, cmd: AgreementCommand) -
                 service,
                 state: state.map(Into::into),
             };
-            for a in db.agreements(&filter).await? {
-                println!("{}", agreement_line(&a));
-            }
-            Ok(ExitCode::SUCCESS)
+            let all = db.agreements(&filter).await?;
+            cx.show(
+                || all.iter().map(text::agreement_json).collect(),
+                || {
+                    for a in &all {
+                        println!("{}", agreement_line(a));
+                    }
+                },
+            )
         }
         AgreementCommand::Show { id } => {
             let a = db
                 .agreement(id)
                 .await?
                 .ok_or_else(|| not_found(ObjectKind::Agreement, &id.to_string()))?;
-            println!("agreement {}", agreement_line(&a));
-            Ok(ExitCode::SUCCESS)
+            cx.show(
+                || text::agreement_json(&a),
+                || println!("agreement {}", agreement_line(&a)),
+            )
         }
         AgreementCommand::Create {
             id,
@@ -309,7 +369,7 @@ pub(super) async fn agreement(db: &Db, origin: &Origin, cmd: AgreementCommand) -
                 expires,
                 vlan,
             };
-            change(origin, db.create_agreement(&a, origin)).await
+            change(cx, db.create_agreement(&a, origin)).await
         }
         AgreementCommand::Update {
             id,
@@ -329,20 +389,20 @@ pub(super) async fn agreement(db: &Db, origin: &Origin, cmd: AgreementCommand) -
                 expires: (expires.is_some() || no_expiry).then_some(expires),
                 vlan: (vlan.is_some() || any_vlan).then_some(vlan),
             };
-            change(origin, db.update_agreement(id, &edit, origin)).await
+            change(cx, db.update_agreement(id, &edit, origin)).await
         }
-        AgreementCommand::Delete { id } => change(origin, db.delete_agreement(id, origin)).await,
+        AgreementCommand::Delete { id } => change(cx, db.delete_agreement(id, origin)).await,
         AgreementCommand::Approve { id } => {
-            change(origin, db.transition(id, Transition::Approve, origin)).await
+            change(cx, db.transition(id, Transition::Approve, origin)).await
         }
         AgreementCommand::Reject { id } => {
-            change(origin, db.transition(id, Transition::Reject, origin)).await
+            change(cx, db.transition(id, Transition::Reject, origin)).await
         }
         AgreementCommand::Revoke { id } => {
-            change(origin, db.transition(id, Transition::Revoke, origin)).await
+            change(cx, db.transition(id, Transition::Revoke, origin)).await
         }
         AgreementCommand::Request { id } => {
-            change(origin, db.transition(id, Transition::Request, origin)).await
+            change(cx, db.transition(id, Transition::Request, origin)).await
         }
     }
 }
@@ -352,21 +412,29 @@ fn alias_line(a: &PortAlias) -> String {
     format!("{} {} {}", a.name, a.protocol.name(), ports.join(","))
 }
 
-pub(super) async fn alias(db: &Db, origin: &Origin, cmd: AliasCommand) -> Result<ExitCode> {
+pub(super) async fn alias(cx: &Ctx<'_>, cmd: AliasCommand) -> Result<ExitCode> {
+    let (db, origin) = (cx.db, cx.origin);
     match cmd {
         AliasCommand::List => {
-            for a in db.port_aliases().await? {
-                println!("{}", alias_line(&a));
-            }
-            Ok(ExitCode::SUCCESS)
+            let all = db.port_aliases().await?;
+            cx.show(
+                || all.iter().map(text::port_alias_json).collect(),
+                || {
+                    for a in &all {
+                        println!("{}", alias_line(a));
+                    }
+                },
+            )
         }
         AliasCommand::Show { name } => {
             let a = db
                 .port_alias(&name)
                 .await?
                 .ok_or_else(|| not_found(ObjectKind::PortAlias, &name))?;
-            println!("{}", alias_line(&a));
-            Ok(ExitCode::SUCCESS)
+            cx.show(
+                || text::port_alias_json(&a),
+                || println!("{}", alias_line(&a)),
+            )
         }
         AliasCommand::Create {
             name,
@@ -375,8 +443,8 @@ pub(super) async fn alias(db: &Db, origin: &Origin, cmd: AliasCommand) -> Result
         } => {
             let items = port_items(&ports).unwrap_or_default();
             let a = port_alias_from_text(&name, &protocol, &items)?;
-            change(origin, db.create_port_alias(&a, origin)).await
+            change(cx, db.create_port_alias(&a, origin)).await
         }
-        AliasCommand::Delete { name } => change(origin, db.delete_port_alias(&name, origin)).await,
+        AliasCommand::Delete { name } => change(cx, db.delete_port_alias(&name, origin)).await,
     }
 }
