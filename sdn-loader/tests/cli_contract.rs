@@ -22,7 +22,11 @@ fn text(bytes: &[u8]) -> String {
 
 /// The exit code, with both streams for the message.
 fn code(out: &Output) -> (Option<i32>, String) {
-    let shown = format!("stdout: {}\nstderr: {}", text(&out.stdout), text(&out.stderr));
+    let shown = format!(
+        "stdout: {}\nstderr: {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     (out.status.code(), shown)
 }
 
@@ -72,7 +76,10 @@ fn db_options_go_before_or_after_the_command_and_json_lists_parse() {
     // A change answers {"revision", "changed", "request_id"}.
     let out = loader(&["db", "agreement", "revoke", "1001", "--db", &url, "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((v["revision"].as_u64(), v["changed"].as_bool()), (Some(2), Some(true)));
+    assert_eq!(
+        (v["revision"].as_u64(), v["changed"].as_bool()),
+        (Some(2), Some(true))
+    );
 }
 
 #[test]
@@ -91,7 +98,10 @@ fn every_editing_command_keeps_the_lifecycle() {
         let out = loader(&[&["db", "--db", &url][..], args].concat());
         let (status, shown) = code(&out);
         assert_eq!(status, Some(1), "{args:?}: {shown}");
-        assert!(shown.contains("1001") && shown.contains("revoked"), "{args:?}: {shown}");
+        assert!(
+            shown.contains("1001") && shown.contains("revoked"),
+            "{args:?}: {shown}"
+        );
         assert_eq!(export(&url), before, "{args:?} changed the database");
     }
 }
@@ -114,7 +124,10 @@ fn unknown_names_are_errors() {
         let out = loader(&["kpi", "query", "--db", &url, flag, name]);
         let (status, shown) = code(&out);
         assert_eq!(status, Some(1), "{flag} {name}: {shown}");
-        assert!(shown.contains(&format!("{name:?}")), "{flag} {name}: {shown}");
+        assert!(
+            shown.contains(&format!("{name:?}")),
+            "{flag} {name}: {shown}"
+        );
     }
     // Known names with no traffic yet are an empty answer, not an error.
     for (flag, name) in [("--agreement", "1001"), ("--service", "fmk")] {

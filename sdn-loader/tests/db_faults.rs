@@ -27,6 +27,19 @@ fn loader_err(args: &[&str]) -> (bool, String) {
     outcome(Command::new(LOADER).args(args))
 }
 
+/// A new database at `url` holding the demo policy.
+async fn demo_db(url: &str) -> Db {
+    let db = Db::open(url).await.unwrap();
+    db.import(
+        &sdn_loader::policy::load_file(&workspace_root().join("examples/demo-policy.toml"))
+            .unwrap(),
+        &sdn_loader::db::Origin::new("t", "r"),
+    )
+    .await
+    .unwrap();
+    db
+}
+
 #[tokio::test]
 async fn garbage_and_truncated_files_are_named() {
     let dir = tempfile::tempdir().unwrap();
@@ -148,14 +161,7 @@ async fn files_are_for_the_owner_and_group_only() {
     let dir = tempfile::tempdir().unwrap();
     // A new database, in a directory the loader creates.
     let path = dir.path().join("state/sdn.db");
-    let db = Db::open(&sqlite_url(&path)).await.unwrap();
-    db.import(
-        &sdn_loader::policy::load_file(&workspace_root().join("examples/demo-policy.toml"))
-            .unwrap(),
-        &sdn_loader::db::Origin::new("t", "r"),
-    )
-    .await
-    .unwrap();
+    let db = demo_db(&sqlite_url(&path)).await;
     for f in ["state/sdn.db", "state/sdn.db-wal", "state/sdn.db-shm"] {
         let p = dir.path().join(f);
         assert_eq!(mode(&p), 0o640, "{f}: {:o}", mode(&p));
@@ -215,14 +221,7 @@ async fn content_edited_by_hand_is_refused_when_read() {
     use sqlx::Connection as _;
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(&dir.path().join("sdn.db"));
-    let db = Db::open(&url).await.unwrap();
-    db.import(
-        &sdn_loader::policy::load_file(&workspace_root().join("examples/demo-policy.toml"))
-            .unwrap(),
-        &sdn_loader::db::Origin::new("t", "r"),
-    )
-    .await
-    .unwrap();
+    let db = demo_db(&url).await;
     db.close().await;
     let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
     sqlx::query("DELETE FROM endpoints WHERE service = (SELECT MIN(id) FROM services)")

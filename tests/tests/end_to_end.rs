@@ -38,8 +38,8 @@ use std::{
 };
 
 use support::netns::{
-    ETH_HLEN, NetCounters, Stats, Topology, accept_within, eventually, ping, run, tcp_connect,
-    tcp_listen, udp_bind,
+    AgreementRow, ETH_HLEN, NetCounters, Stats, Topology, accept_within, eventually, ping, run,
+    tcp_connect, tcp_listen, udp_bind,
 };
 
 /// The demo policy's agreements (a private copy, so edits to the example do not move these
@@ -392,6 +392,42 @@ fn ipv4_tcp_allowed_connections_pass_and_count_denied_ones_drop() {
     );
 }
 
+/// Checks what an agreement's counters grew by: (forward packets, forward bytes, reply
+/// packets, reply bytes, transactions); `what` names the traffic in the failure message.
+fn assert_grown(g: &AgreementRow, expected: (u64, u64, u64, u64, u64), what: &str) {
+    assert_eq!(
+        (
+            g.forward_packets,
+            g.forward_bytes,
+            g.reply_packets,
+            g.reply_bytes,
+            g.transactions
+        ),
+        expected,
+        "{what}: (forward packets, bytes, reply packets, bytes, transactions)"
+    );
+}
+
+/// Pings `dst` from the client `pings` times (56 bytes of payload, so `frame` bytes a
+/// frame) and checks that every echo came back and agreement 1001 counted exactly those
+/// requests and replies as one transaction.
+fn assert_ping_counted(topo: &Topology, dst: IpAddr, pings: u32, frame: u64, what: &str) {
+    let before = topo.stats();
+    // With a deadline, ping sends more than asked when a reply is slow (neighbour
+    // resolution on a loaded machine): count what it sent, all of which must come back.
+    let (sent, received) = ping(&topo.client(), dst, pings, 56);
+    assert!(
+        sent >= pings && received == sent,
+        "ping {dst}: sent {sent}, received {received}"
+    );
+    let sent = u64::from(sent);
+    assert_grown(
+        &topo.stats().grown(&before, FMK_AGREEMENT),
+        (sent, sent * frame, sent, sent * frame, 1),
+        what,
+    );
+}
+
 /// Scenario 2: counters equal what was sent, for ICMP echo and UDP.
 #[test]
 fn icmp_and_udp_counters_equal_what_was_sent() {
@@ -401,33 +437,7 @@ fn icmp_and_udp_counters_equal_what_was_sent() {
     let topo = Topology::up("c", POLICY);
 
     // N echo requests -> N forward and N reply packets of 98 bytes, one transaction.
-    const PINGS: u32 = 5;
-    let before = topo.stats();
-    // With a deadline, ping sends more than asked when a reply is slow (neighbour
-    // resolution on a loaded machine): count what it sent, all of which must come back.
-    let (sent, received) = ping(&topo.client(), FMK, PINGS, 56);
-    assert!(
-        sent >= PINGS && received == sent,
-        "ping 203.0.113.10: sent {sent}, received {received}"
-    );
-    let g = topo.stats().grown(&before, FMK_AGREEMENT);
-    assert_eq!(
-        (
-            g.forward_packets,
-            g.forward_bytes,
-            g.reply_packets,
-            g.reply_bytes,
-            g.transactions
-        ),
-        (
-            u64::from(sent),
-            u64::from(sent) * PING4_FRAME,
-            u64::from(sent),
-            u64::from(sent) * PING4_FRAME,
-            1
-        ),
-        "ICMP echo: (forward packets, bytes, reply packets, bytes, transactions)"
-    );
+    assert_ping_counted(&topo, FMK, 5, PING4_FRAME, "ICMP echo");
 
     // N datagrams from one source port (one flow) to udp 5000, then one answer back.
     const DATAGRAMS: usize = 20;
@@ -447,23 +457,16 @@ fn icmp_and_udp_counters_equal_what_was_sent() {
     let (n, from) = client.recv_from(&mut buf).expect("the service's answer");
     assert_eq!((n, from), (ANSWER_SIZE, sa(FMK, 5000)));
     let after = topo.stats();
-    let g = after.grown(&before, FMK_AGREEMENT);
-    assert_eq!(
-        (
-            g.forward_packets,
-            g.forward_bytes,
-            g.reply_packets,
-            g.reply_bytes,
-            g.transactions
-        ),
+    assert_grown(
+        &after.grown(&before, FMK_AGREEMENT),
         (
             DATAGRAMS as u64,
             DATAGRAMS as u64 * udp_frame,
             1,
             ETH_HLEN + 20 + 8 + ANSWER_SIZE as u64,
-            1
+            1,
         ),
-        "UDP: (forward packets, bytes, reply packets, bytes, transactions)"
+        "UDP",
     );
     // The first datagram was judged against the policy, the rest hit the flow table.
     assert_eq!(after.reason_grown(&before, "forward"), 1);
@@ -488,33 +491,7 @@ fn ipv6_ping_and_tcp_pass_and_count() {
     topo.one_segment_per_packet();
 
     // ping6 first: this also resolves the neighbours before TCP is measured.
-    const PINGS: u32 = 4;
-    let before = topo.stats();
-    // With a deadline, ping sends more than asked when a reply is slow (neighbour
-    // resolution on a loaded machine): count what it sent, all of which must come back.
-    let (sent, received) = ping(&topo.client(), FMK6, PINGS, 56);
-    assert!(
-        sent >= PINGS && received == sent,
-        "ping 2001:db8:300::10: sent {sent}, received {received}"
-    );
-    let g = topo.stats().grown(&before, FMK_AGREEMENT);
-    assert_eq!(
-        (
-            g.forward_packets,
-            g.forward_bytes,
-            g.reply_packets,
-            g.reply_bytes,
-            g.transactions
-        ),
-        (
-            u64::from(sent),
-            u64::from(sent) * PING6_FRAME,
-            u64::from(sent),
-            u64::from(sent) * PING6_FRAME,
-            1
-        ),
-        "ICMPv6 echo: (forward packets, bytes, reply packets, bytes, transactions)"
-    );
+    assert_ping_counted(&topo, FMK6, 4, PING6_FRAME, "ICMPv6 echo");
 
     let fmk = tcp_listen(&topo.service(), sa(FMK6, 443));
     let fmk_ssh = tcp_listen(&topo.service(), sa(FMK6, 22));

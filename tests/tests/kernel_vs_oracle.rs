@@ -9,6 +9,7 @@
 
 use sdn_tests as support;
 
+use chrono::NaiveDate;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use sdn_loader::tools::replay::{Action, Direction, Replayer};
 use support::{
@@ -30,16 +31,45 @@ fn frames_wanted(default: usize) -> usize {
         .unwrap_or(default)
 }
 
-#[test]
-fn kernel_agrees_with_reference_model() {
+/// What a property run starts from.
+struct Run {
+    /// The seed, printed so a failure can be replayed.
+    seed: u64,
+    /// The generator, seeded with it.
+    rng: StdRng,
+    /// The date policies are judged on.
+    today: NaiveDate,
+    /// How many frames to check.
+    total: usize,
+}
+
+/// Starts a property run of `default_frames` frames (unless SDN_PROPTEST_FRAMES says
+/// otherwise); `None` when it skips for want of root.
+fn start(default_frames: usize) -> Option<Run> {
     if !support::netns::root_or_skip() {
-        return;
+        return None;
     }
     let seed = seed();
     eprintln!("seed {seed} (rerun with SDN_PROPTEST_SEED={seed})");
-    let mut rng = StdRng::seed_from_u64(seed);
-    let today = fixed_today();
-    let total = frames_wanted(12_000);
+    Some(Run {
+        seed,
+        rng: StdRng::seed_from_u64(seed),
+        today: fixed_today(),
+        total: frames_wanted(default_frames),
+    })
+}
+
+#[test]
+fn kernel_agrees_with_reference_model() {
+    let Some(Run {
+        seed,
+        mut rng,
+        today,
+        total,
+    }) = start(12_000)
+    else {
+        return;
+    };
     let per_policy = 400;
     let mut checked = 0;
     let mut passes = 0;
@@ -93,14 +123,15 @@ fn kernel_agrees_with_reference_model() {
 
 #[test]
 fn random_and_mutated_frames_never_abort() {
-    if !support::netns::root_or_skip() {
+    let Some(Run {
+        seed,
+        mut rng,
+        today,
+        total,
+    }) = start(100_000)
+    else {
         return;
-    }
-    let seed = seed();
-    eprintln!("seed {seed} (rerun with SDN_PROPTEST_SEED={seed})");
-    let mut rng = StdRng::seed_from_u64(seed);
-    let today = fixed_today();
-    let total = frames_wanted(100_000);
+    };
     let mut done = 0;
     let mut kinds = [0usize; 2];
     while done < total {

@@ -19,6 +19,11 @@ use std::{
     time::{Duration, Instant},
 };
 
+use sdn_loader::{
+    compile::compile,
+    dataplane::{Capacities, Dataplane, Maps},
+    kpi::{Collector, KpiStore},
+};
 use support::daemon::{Hub, create_agreement, loader, wait_for};
 use support::netns::workspace_root;
 
@@ -50,10 +55,10 @@ fn ping(prefix: &str, dst: &str, count: u32) -> u32 {
         .unwrap_or(0)
 }
 
-/// Forward and reply packets and bytes, transactions, per agreement, from the database
-/// (all time, day buckets), through the CLI.
-fn recorded(url: &str) -> BTreeMap<u64, [u64; 5]> {
-    let out = loader(&[
+/// `sdn-loader kpi --db URL query --json` over all time (2000 to 2100) with `extra`
+/// arguments: its output.
+fn query_all_time(url: &str, extra: &[&str]) -> String {
+    let mut args = vec![
         "kpi",
         "--db",
         url,
@@ -63,9 +68,15 @@ fn recorded(url: &str) -> BTreeMap<u64, [u64; 5]> {
         "2000-01-01",
         "--to",
         "2100-01-01",
-        "--bucket",
-        "day",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    loader(&args)
+}
+
+/// Forward and reply packets and bytes, transactions, per agreement, from the database
+/// (all time, day buckets), through the CLI.
+fn recorded(url: &str) -> BTreeMap<u64, [u64; 5]> {
+    let out = query_all_time(url, &["--bucket", "day"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let mut m = BTreeMap::new();
     for r in v["rows"].as_array().unwrap() {
@@ -209,25 +220,12 @@ fn kpis_equal_traffic_across_restart_and_policy_change() {
     c.wait().unwrap();
     expect.insert(1004, add(expect[&1004], pings(1, 1)));
     assert_eq!(recorded(&url), expect);
-    let drops = loader(&[
-        "kpi",
-        "--db",
-        &url,
-        "query",
-        "--json",
-        "--from",
-        "2000-01-01",
-        "--to",
-        "2100-01-01",
-    ]);
+    let drops = query_all_time(&url, &[]);
     assert!(!drops.is_empty());
     // The reasons table has the denied ping.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let reasons = rt.block_on(async {
-        let store = sdn_loader::kpi::KpiStore::open(&url).await.unwrap();
+        let store = KpiStore::open(&url).await.unwrap();
         sdn_loader::kpi::query::reasons(
             &store,
             sdn_loader::kpi::parse_time("2000-01-01").unwrap(),
@@ -270,10 +268,47 @@ fn set_counters(pin_dir: &Path, slots: impl Iterator<Item = u32>, v: u64) {
     }
 }
 
+/// A runtime for the library's async calls in these otherwise synchronous tests.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 fn sqlite_bytes(path: &Path) -> u64 {
     // The WAL holds recent pages; count the main file and the WAL together.
     let wal = PathBuf::from(format!("{}-wal", path.display()));
     std::fs::metadata(path).map_or(0, |m| m.len()) + std::fs::metadata(wal).map_or(0, |m| m.len())
+}
+
+/// The recorded KPI rows of agreement `id`, in day buckets from a day before `now` to a
+/// day after it.
+fn day_rows(
+    rt: &tokio::runtime::Runtime,
+    store: &KpiStore,
+    id: u32,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<sdn_loader::kpi::query::KpiRow> {
+    use sdn_loader::kpi::query::{Group, Query, Rank, run};
+    rt.block_on(run(
+        store,
+        &Query {
+            from: now - chrono::Duration::days(1),
+            to: now + chrono::Duration::days(1),
+            bucket: sdn_loader::kpi::Resolution::Day,
+            group: Group::Agreement,
+            agreement: Some(id),
+            service: None,
+            client: None,
+            organisation: None,
+            router: None,
+            top: None,
+            rank: Rank::Bytes,
+        },
+    ))
+    .unwrap()
+    .rows
 }
 
 /// A slot whose agreement left the policy keeps its uncollected counts: a new agreement gets
@@ -284,12 +319,7 @@ fn freed_slots_are_collected_before_reuse() {
     if !support::netns::root_or_skip() {
         return;
     }
-    use sdn_loader::{
-        compile::compile,
-        dataplane::{Capacities, Dataplane, Maps},
-        kpi::{Collector, KpiStore},
-        policy::{Agreement, AgreementState},
-    };
+    use sdn_loader::policy::{Agreement, AgreementState};
     let pin = PathBuf::from(format!("/sys/fs/bpf/kp-slots-{}", std::process::id()));
     struct Unpin(PathBuf);
     impl Drop for Unpin {
@@ -300,10 +330,7 @@ fn freed_slots_are_collected_before_reuse() {
     let _unpin = Unpin(pin.clone());
     let tmp = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", tmp.path().join("k.db").display());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     rt.block_on(sdn_loader::db::Db::open(&url)).unwrap();
     let store = rt.block_on(KpiStore::open(&url)).unwrap();
     let today = chrono::Utc::now().date_naive();
@@ -356,25 +383,7 @@ fn freed_slots_are_collected_before_reuse() {
         sdn_common::AgreementCounters::default()
     );
     // All of 1003's packets are recorded (summed over CPUs), none lost.
-    let rows = rt
-        .block_on(sdn_loader::kpi::query::run(
-            &store,
-            &sdn_loader::kpi::query::Query {
-                from: now - chrono::Duration::days(1),
-                to: now + chrono::Duration::days(1),
-                bucket: sdn_loader::kpi::Resolution::Day,
-                group: sdn_loader::kpi::query::Group::Agreement,
-                agreement: Some(1003),
-                service: None,
-                client: None,
-                organisation: None,
-                router: None,
-                top: None,
-                rank: sdn_loader::kpi::query::Rank::Bytes,
-            },
-        ))
-        .unwrap()
-        .rows;
+    let rows = day_rows(&rt, &store, 1003, now);
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].traffic.forward_packets, 8 * ncpus);
     // Now clean, the slot is handed out again.
@@ -410,25 +419,7 @@ fn freed_slots_are_collected_before_reuse() {
         maps.slot_counters(brief).unwrap(),
         sdn_common::AgreementCounters::default()
     );
-    let rows = rt
-        .block_on(sdn_loader::kpi::query::run(
-            &store,
-            &sdn_loader::kpi::query::Query {
-                from: now - chrono::Duration::days(1),
-                to: now + chrono::Duration::days(1),
-                bucket: sdn_loader::kpi::Resolution::Day,
-                group: sdn_loader::kpi::query::Group::Agreement,
-                agreement: Some(1007),
-                service: None,
-                client: None,
-                organisation: None,
-                router: None,
-                top: None,
-                rank: sdn_loader::kpi::query::Rank::Bytes,
-            },
-        ))
-        .unwrap()
-        .rows;
+    let rows = day_rows(&rt, &store, 1007, now);
     assert_eq!(rows.len(), 1, "1007's packets were lost");
     assert_eq!(rows[0].traffic.forward_packets, 4 * ncpus);
 }
@@ -445,16 +436,8 @@ fn measure_kpi() {
     if !support::netns::root_or_skip() {
         return;
     }
-    use sdn_loader::{
-        compile::compile,
-        dataplane::{Capacities, Dataplane, Maps},
-        kpi::{Collector, KpiStore},
-        tools::policies::{Shape, policy},
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    use sdn_loader::tools::policies::{Shape, policy};
+    let rt = runtime();
     let today = chrono::Utc::now().date_naive();
     for n in [6_351usize, 100_000] {
         let pin = PathBuf::from(format!("/sys/fs/bpf/kp-measure-{}-{n}", std::process::id()));

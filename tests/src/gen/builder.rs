@@ -273,6 +273,38 @@ impl Packet {
         }
     }
 
+    /// A TCP or UDP checksum over this packet's pseudo-header and payload: `v4` and `v6` are
+    /// the header's own calculations (TCP and UDP headers are different types with the
+    /// same methods), called with the addresses and payload of the packet's IP version.
+    fn pseudo_checksum(
+        &self,
+        v4: impl FnOnce(
+            [u8; 4],
+            [u8; 4],
+            &[u8],
+        ) -> Result<u16, etherparse::err::ValueTooBigError<usize>>,
+        v6: impl FnOnce(
+            [u8; 16],
+            [u8; 16],
+            &[u8],
+        ) -> Result<u16, etherparse::err::ValueTooBigError<usize>>,
+    ) -> u16 {
+        if self.is_v6() {
+            v6(
+                addr_bytes_v6(self.src),
+                addr_bytes_v6(self.dst),
+                &self.payload,
+            )
+        } else {
+            v4(
+                addr_bytes_v4(self.src),
+                addr_bytes_v4(self.dst),
+                &self.payload,
+            )
+        }
+        .unwrap()
+    }
+
     /// The transport header and payload, checksums filled in where cheap.
     pub fn l4_bytes(&self) -> Vec<u8> {
         let v6 = self.is_v6();
@@ -297,20 +329,10 @@ impl Packet {
                     h.acknowledgment_number = 0x2000_0000;
                 }
                 h.set_options_raw(options).unwrap();
-                h.checksum = if v6 {
-                    h.calc_checksum_ipv6_raw(
-                        addr_bytes_v6(self.src),
-                        addr_bytes_v6(self.dst),
-                        &self.payload,
-                    )
-                } else {
-                    h.calc_checksum_ipv4_raw(
-                        addr_bytes_v4(self.src),
-                        addr_bytes_v4(self.dst),
-                        &self.payload,
-                    )
-                }
-                .unwrap();
+                h.checksum = self.pseudo_checksum(
+                    |s, d, p| h.calc_checksum_ipv4_raw(s, d, p),
+                    |s, d, p| h.calc_checksum_ipv6_raw(s, d, p),
+                );
                 out.extend_from_slice(&h.to_bytes());
             }
             L4::Udp { sport, dport } => {
@@ -320,20 +342,10 @@ impl Packet {
                     length: (8 + self.payload.len()) as u16,
                     checksum: 0,
                 };
-                h.checksum = if v6 {
-                    h.calc_checksum_ipv6_raw(
-                        addr_bytes_v6(self.src),
-                        addr_bytes_v6(self.dst),
-                        &self.payload,
-                    )
-                } else {
-                    h.calc_checksum_ipv4_raw(
-                        addr_bytes_v4(self.src),
-                        addr_bytes_v4(self.dst),
-                        &self.payload,
-                    )
-                }
-                .unwrap();
+                h.checksum = self.pseudo_checksum(
+                    |s, d, p| h.calc_checksum_ipv4_raw(s, d, p),
+                    |s, d, p| h.calc_checksum_ipv6_raw(s, d, p),
+                );
                 out.extend_from_slice(&h.to_bytes());
             }
             L4::Sctp { sport, dport } => {

@@ -10,17 +10,7 @@ fn refused_everywhere(policy_text: &str, parts: &[&str]) {
     let runs = [
         sdn_loader(&["check", "--policy", policy.arg(), "--date", DATE]),
         replay_run(&policy, &capture, &["--json", "--date", DATE]),
-        explain(
-            &policy,
-            &[
-                "198.51.100.10",
-                "203.0.113.10",
-                "tcp",
-                "40000",
-                "443",
-                "--syn",
-            ],
-        ),
+        explain(&policy, "198.51.100.10 203.0.113.10 tcp 40000 443 --syn"),
     ];
     for run in runs {
         let run = run.failure();
@@ -136,36 +126,24 @@ fn not_a_capture_file() {
 #[test]
 fn explain_mixed_families() {
     let policy = TempFile::with(".toml", POLICY.as_bytes());
-    explain(
-        &policy,
-        &["198.51.100.10", "2001:db8:300::10", "tcp", "40000", "443"],
-    )
-    .failure()
-    .stderr_has(&["198.51.100.10", "2001:db8:300::10", "famil"]);
-    explain(
-        &policy,
-        &["2001:db8:100::10", "203.0.113.10", "udp", "40000", "53"],
-    )
-    .failure()
-    .stderr_has(&["2001:db8:100::10", "203.0.113.10", "famil"]);
+    explain(&policy, "198.51.100.10 2001:db8:300::10 tcp 40000 443")
+        .failure()
+        .stderr_has(&["198.51.100.10", "2001:db8:300::10", "famil"]);
+    explain(&policy, "2001:db8:100::10 203.0.113.10 udp 40000 53")
+        .failure()
+        .stderr_has(&["2001:db8:100::10", "203.0.113.10", "famil"]);
 }
 
 #[test]
 fn explain_bad_arguments() {
     let policy = TempFile::with(".toml", POLICY.as_bytes());
-    explain(
-        &policy,
-        &["198.51.100.10", "203.0.113.10", "tpc", "40000", "443"],
-    )
-    .failure()
-    .stderr_has(&["tpc"]);
-    explain(&policy, &["198.51.100.300", "203.0.113.10", "tcp"])
+    explain(&policy, "198.51.100.10 203.0.113.10 tpc 40000 443")
+        .failure()
+        .stderr_has(&["tpc"]);
+    explain(&policy, "198.51.100.300 203.0.113.10 tcp")
         .failure()
         .stderr_has(&["198.51.100.300"]);
-    explain(
-        &policy,
-        &["198.51.100.10", "203.0.113.10", "tcp", "40000", "70000"],
-    )
-    .failure()
-    .stderr_has(&["70000"]);
+    explain(&policy, "198.51.100.10 203.0.113.10 tcp 40000 70000")
+        .failure()
+        .stderr_has(&["70000"]);
 }

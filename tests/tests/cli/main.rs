@@ -233,6 +233,12 @@ impl Run {
         self
     }
 
+    /// Exactly exit code `code` (README "Exit codes").
+    fn exits(self, code: i32) -> Self {
+        assert_eq!(self.code, Some(code), "exit code: {}", self.show());
+        self
+    }
+
     fn failure(self) -> Self {
         assert!(!self.ok, "expected a non-zero exit: {}", self.show());
         assert!(
@@ -350,7 +356,6 @@ fn expected_object(v: &Verdict) -> serde_json::Map<String, Value> {
     m
 }
 
-/// Runs `explain` on `policy` as of [`DATE`].
 /// `sdn-loader replay --policy P --pcap C` and `extra` arguments (`--date` is the caller's).
 fn replay_run(policy: &TempFile, capture: &TempFile, extra: &[&str]) -> Run {
     let mut all = vec!["replay", "--policy", policy.arg(), "--pcap", capture.arg()];
@@ -358,9 +363,11 @@ fn replay_run(policy: &TempFile, capture: &TempFile, extra: &[&str]) -> Run {
     sdn_loader(&all)
 }
 
-fn explain(policy: &TempFile, args: &[&str]) -> Run {
+/// Runs `explain` on `policy` as of [`DATE`] with `args`, split at spaces (written as one
+/// string, the way a user types them).
+fn explain(policy: &TempFile, args: &str) -> Run {
     let mut all = vec!["explain", "--policy", policy.arg(), "--date", DATE];
-    all.extend_from_slice(args);
+    all.extend(args.split(' '));
     sdn_loader(&all)
 }
 

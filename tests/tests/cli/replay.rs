@@ -48,21 +48,30 @@ fn check_library_expectations(frames: &[(&str, Vec<u8>)], lib: &[Verdict]) {
     }
 }
 
-/// Runs `replay --json` on `capture` and compares every line with the library.
-fn replay_json_matches_library(capture: &TempFile) {
+/// [`write_pcap`] or [`write_pcapng`].
+type WriteCapture = fn(&[(&str, Vec<u8>)]) -> TempFile;
+
+/// The lines `replay` printed, after checking there is one for each of the `frames`.
+fn line_per_frame(run: &Run, frames: usize) -> Vec<&str> {
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), frames, "one line per frame: {}", run.show());
+    lines
+}
+
+/// Writes the test frames with `write` (pcap or pcapng), runs `replay --json` on the capture
+/// and compares every line with the library. Needs root (skips without it).
+fn replay_json_matches_library(write: WriteCapture) {
+    if !support::netns::root_or_skip() {
+        return;
+    }
     let policy = TempFile::with(".toml", POLICY.as_bytes());
     let frames = frames();
+    let capture = write(&frames);
     let lib = library_verdicts(POLICY, &frames);
     check_library_expectations(&frames, &lib);
 
-    let run = replay_run(&policy, capture, &["--json", "--date", DATE]).success();
-    let lines: Vec<&str> = run.stdout.lines().collect();
-    assert_eq!(
-        lines.len(),
-        frames.len(),
-        "one line per frame: {}",
-        run.show()
-    );
+    let run = replay_run(&policy, &capture, &["--json", "--date", DATE]).success();
+    let lines = line_per_frame(&run, frames.len());
     for (i, line) in lines.iter().enumerate() {
         let obj = parse_verdict_line(line, &run);
         assert_eq!(obj["index"], Value::from(i), "index in order: {line}");
@@ -100,20 +109,12 @@ fn replay_json_matches_library(capture: &TempFile) {
 
 #[test]
 fn replay_json_pcap_matches_library() {
-    if !support::netns::root_or_skip() {
-        return;
-    }
-    let capture = write_pcap(&frames());
-    replay_json_matches_library(&capture);
+    replay_json_matches_library(write_pcap);
 }
 
 #[test]
 fn replay_json_pcapng_matches_library() {
-    if !support::netns::root_or_skip() {
-        return;
-    }
-    let capture = write_pcapng(&frames());
-    replay_json_matches_library(&capture);
+    replay_json_matches_library(write_pcapng);
 }
 
 #[test]
@@ -126,13 +127,7 @@ fn replay_text_one_line_per_frame() {
     let lib = library_verdicts(POLICY, &frames);
     for capture in [write_pcap(&frames), write_pcapng(&frames)] {
         let run = replay_run(&policy, &capture, &["--date", DATE]).success();
-        let lines: Vec<&str> = run.stdout.lines().collect();
-        assert_eq!(
-            lines.len(),
-            frames.len(),
-            "one line per frame: {}",
-            run.show()
-        );
+        let lines = line_per_frame(&run, frames.len());
         for (i, (line, v)) in lines.iter().zip(&lib).enumerate() {
             let words: Vec<&str> = line.split_whitespace().collect();
             assert_eq!(

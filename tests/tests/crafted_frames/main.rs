@@ -67,56 +67,44 @@ struct Case {
 const FWD: Option<Direction> = Some(Direction::Forward);
 const REP: Option<Direction> = Some(Direction::Reply);
 
-/// A first forward packet under agreement `id`.
-fn forward(name: &'static str, frame: Vec<u8>, id: u32, transaction: bool) -> Case {
+/// A pass: the one shape every pass constructor below fills in.
+fn pass(
+    name: &'static str,
+    frame: Vec<u8>,
+    agreement: Option<u32>,
+    direction: Option<Direction>,
+    reason: &'static str,
+    transaction: bool,
+) -> Case {
     Case {
         name,
         frame,
         verdict: Action::Pass,
-        agreement: Some(id),
-        direction: FWD,
-        reason: "forward",
+        agreement,
+        direction,
+        reason,
         transaction,
     }
 }
 
+/// A first forward packet under agreement `id`.
+fn forward(name: &'static str, frame: Vec<u8>, id: u32, transaction: bool) -> Case {
+    pass(name, frame, Some(id), FWD, "forward", transaction)
+}
+
 /// A first reply packet under agreement `id` (never a transaction).
 fn reply(name: &'static str, frame: Vec<u8>, id: u32) -> Case {
-    Case {
-        name,
-        frame,
-        verdict: Action::Pass,
-        agreement: Some(id),
-        direction: REP,
-        reason: "reply",
-        transaction: false,
-    }
+    counted(name, frame, "reply", id, REP)
 }
 
 /// A forward packet of a flow in the flow table.
 fn est_forward(name: &'static str, frame: Vec<u8>, id: u32) -> Case {
-    Case {
-        name,
-        frame,
-        verdict: Action::Pass,
-        agreement: Some(id),
-        direction: FWD,
-        reason: "established-forward",
-        transaction: false,
-    }
+    counted(name, frame, "established-forward", id, FWD)
 }
 
 /// A reply packet of a flow in the flow table.
 fn est_reply(name: &'static str, frame: Vec<u8>, id: u32) -> Case {
-    Case {
-        name,
-        frame,
-        verdict: Action::Pass,
-        agreement: Some(id),
-        direction: REP,
-        reason: "established-reply",
-        transaction: false,
-    }
+    counted(name, frame, "established-reply", id, REP)
 }
 
 /// A pass counted to an agreement that is never a transaction (`icmp-error`, `fragment`).
@@ -127,28 +115,12 @@ fn counted(
     id: u32,
     direction: Option<Direction>,
 ) -> Case {
-    Case {
-        name,
-        frame,
-        verdict: Action::Pass,
-        agreement: Some(id),
-        direction,
-        reason,
-        transaction: false,
-    }
+    pass(name, frame, Some(id), direction, reason, false)
 }
 
 /// A pass counted to no agreement (`non-ip`, `infrastructure`, `neighbour-discovery`, ...).
 fn plain(name: &'static str, frame: Vec<u8>, reason: &'static str) -> Case {
-    Case {
-        name,
-        frame,
-        verdict: Action::Pass,
-        agreement: None,
-        direction: None,
-        reason,
-        transaction: false,
-    }
+    pass(name, frame, None, None, reason, false)
 }
 
 /// A drop.

@@ -3,6 +3,21 @@
 
 use super::*;
 
+/// The service `svc` (203.0.113.10 tcp 443) and the client `cli` (198.51.100.0/25) both
+/// tests here judge frames between; follows [`ORGS`].
+const WEB_AND_CLIENT: &str = r#"
+[[service]]
+id = "svc"
+organisation = "sds"
+name = "Web"
+endpoints = [ { address = "203.0.113.10", protocol = "tcp", ports = "443" } ]
+
+[[client]]
+id = "cli"
+organisation = "rsyd"
+prefixes = ["198.51.100.0/25"]
+"#;
+
 /// Pins the calling thread to one CPU (false when the machine has no such CPU).
 fn pin_to_cpu(cpu: usize) -> bool {
     // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET and sched_setaffinity only
@@ -23,18 +38,7 @@ fn decision_record_follows_the_thread_across_cpus() {
         return;
     }
     let policy = format!(
-        r#"{ORGS}
-[[service]]
-id = "svc"
-organisation = "sds"
-name = "Web"
-endpoints = [ {{ address = "203.0.113.10", protocol = "tcp", ports = "443" }} ]
-
-[[client]]
-id = "cli"
-organisation = "rsyd"
-prefixes = ["198.51.100.0/25"]
-
+        r#"{ORGS}{WEB_AND_CLIENT}
 [[agreement]]
 id = 7
 client = "cli"
@@ -83,18 +87,7 @@ fn a_revoked_flow_stays_revoked_when_the_generation_parity_comes_round() {
 
     let policy = |state: &str, extra: &str| {
         parse_toml(&format!(
-            r#"{ORGS}
-[[service]]
-id = "svc"
-organisation = "sds"
-name = "Web"
-endpoints = [ {{ address = "203.0.113.10", protocol = "tcp", ports = "443" }} ]
-
-[[client]]
-id = "cli"
-organisation = "rsyd"
-prefixes = ["198.51.100.0/25"]
-
+            r#"{ORGS}{WEB_AND_CLIENT}
 [[client]]
 id = "other"
 organisation = "rsyd"

@@ -146,16 +146,7 @@ fn forward_beats_reply() {
     // 5: b (203.0.113.0/24) -> s2 (198.51.100.0/24 tcp, all ports); 20: a -> s1 (203.0.113.10 tcp 443)
     let policy = PolicyDraft {
         // `service` and `client` place their objects under o2 and o1.
-        organisations: vec![
-            Organisation {
-                id: "o1".into(),
-                name: "One".into(),
-            },
-            Organisation {
-                id: "o2".into(),
-                name: "Two".into(),
-            },
-        ],
+        organisations: organisations(),
         port_aliases: Vec::new(),
         services: vec![
             service(

@@ -53,6 +53,20 @@ fn ep(address: &str, protocol: Protocol, p: &[(u16, u16)]) -> Endpoint {
     }
 }
 
+/// o1 ("One", the clients' organisation) and o2 ("Two", the services').
+fn organisations() -> Vec<Organisation> {
+    vec![
+        Organisation {
+            id: "o1".into(),
+            name: "One".into(),
+        },
+        Organisation {
+            id: "o2".into(),
+            name: "Two".into(),
+        },
+    ]
+}
+
 fn client(id: &str, prefixes: &[&str]) -> Client {
     Client {
         id: id.into(),
@@ -96,16 +110,7 @@ fn main_policy() -> Policy {
     let mut a70 = agreement(70, "c3", "dns");
     a70.expires = today().checked_add_days(Days::new(1));
     PolicyDraft {
-        organisations: vec![
-            Organisation {
-                id: "o1".into(),
-                name: "One".into(),
-            },
-            Organisation {
-                id: "o2".into(),
-                name: "Two".into(),
-            },
-        ],
+        organisations: organisations(),
         port_aliases: Vec::new(),
         services: vec![
             service(

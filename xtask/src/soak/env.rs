@@ -1,5 +1,6 @@
 //! The soak's world: its own namespaces (`scripts/topology.sh` under a prefix of its own), its
 //! own pin directory, database and loader daemon, and the clean-up that removes all of it.
+//! The demo (`cargo xtask demo`) runs in a world of the same kind.
 
 use std::{
     fs,
@@ -108,7 +109,9 @@ pub(crate) struct Env {
     pub(crate) db: Database,
     /// The daemon's HTTP address.
     pub(crate) http: SocketAddr,
-    /// Extra `run` arguments (guard).
+    /// The daemon's router name in the database.
+    pub(crate) router: String,
+    /// Extra `run` arguments (intervals, guard).
     pub(crate) run_args: Vec<String>,
     /// The running daemon.
     child: Mutex<Option<Child>>,
@@ -159,19 +162,11 @@ impl Env {
         let child = self
             .loader()
             .args(["run", "--db", &self.url, "--netns", &hub])
-            .args(["--iface", &hc, "--iface", &hs, "--router", ROUTER])
+            .args(["--iface", &hc, "--iface", &hs, "--router", &self.router])
             .arg("--pin-dir")
             .arg(&self.pin_dir)
             .arg("--state-dir")
             .arg(self.work.join("state"))
-            .args([
-                "--poll-ms",
-                "50",
-                "--kpi-interval",
-                "5",
-                "--activity-ms",
-                "2000",
-            ])
             .args(["--listen", &self.http.to_string()])
             .args(&self.run_args)
             // The collector's passes too (debug), to place KPI figures on the timeline.
@@ -188,6 +183,11 @@ impl Env {
             .store(i32::try_from(child.id()).unwrap_or(0), Ordering::SeqCst);
         *self.child.lock().map_err(|_| anyhow::anyhow!("poisoned"))? = Some(child);
         Ok(log)
+    }
+
+    /// The running daemon's pid.
+    pub(crate) fn daemon_pid(&self) -> Option<i32> {
+        Some(self.pid.load(Ordering::SeqCst)).filter(|&p| p > 0)
     }
 
     /// kill -9 of the daemon (the pinned data plane stays).
@@ -267,37 +267,70 @@ impl Env {
     }
 }
 
-/// Builds the topology and the database; the returned [`Teardown`] removes everything.
+/// Where a world lives and what it is called.
+pub(crate) struct Place {
+    /// Namespace/interface prefix.
+    pub(crate) prefix: String,
+    /// Pin directory on bpffs.
+    pub(crate) pin_dir: PathBuf,
+    /// Scratch directory: database, state, logs.
+    pub(crate) work: PathBuf,
+    /// Keep the scratch directory when the world is torn down.
+    pub(crate) keep_work: bool,
+    /// The daemon's router name.
+    pub(crate) router: String,
+}
+
+impl Place {
+    /// The soak's: prefix `sk` + this process's id, a temporary work directory unless `keep`.
+    pub(crate) fn soak(keep: Option<&Path>) -> Self {
+        let prefix = format!("sk{:x}", std::process::id());
+        Self {
+            work: keep.map_or_else(
+                || std::env::temp_dir().join(format!("sdn-soak-{prefix}")),
+                Path::to_path_buf,
+            ),
+            pin_dir: PathBuf::from(format!("/sys/fs/bpf/{prefix}")),
+            keep_work: keep.is_some(),
+            router: ROUTER.to_owned(),
+            prefix,
+        }
+    }
+}
+
+/// Builds the topology and an empty database; the returned [`Teardown`] removes everything.
 pub(crate) fn create(
     bin: PathBuf,
     kind: DbKind,
-    keep: Option<&Path>,
+    place: Place,
     run_args: Vec<String>,
-    policy: &str,
 ) -> Result<(Env, Teardown)> {
-    let prefix = format!("sk{:x}", std::process::id());
-    let work = match keep {
-        Some(d) => d.to_path_buf(),
-        None => std::env::temp_dir().join(format!("sdn-soak-{prefix}")),
-    };
+    let Place {
+        prefix,
+        pin_dir,
+        work,
+        keep_work,
+        router,
+    } = place;
     let pid = Arc::new(AtomicI32::new(0));
     let pg_dir = work.join("pg");
     let teardown = Teardown {
         bin: bin.clone(),
         prefix: prefix.clone(),
-        pin_dir: PathBuf::from(format!("/sys/fs/bpf/{prefix}")),
+        pin_dir,
         work: work.clone(),
-        keep: keep.is_some(),
+        keep: keep_work,
         pid: pid.clone(),
         postgres: (kind == DbKind::Postgres).then(|| pg_dir.clone()),
     };
     let _ = fs::remove_dir_all(&teardown.pin_dir);
-    if keep.is_none() {
+    if !keep_work {
         let _ = fs::remove_dir_all(&work);
     }
     fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
     let config = work.join("sdn.toml");
-    fs::write(&config, "# the soak's daemon: defaults and flags only\n")?;
+    // So that a host's /etc/sdn/sdn.toml cannot change the world.
+    fs::write(&config, "# this daemon: defaults and flags only\n")?;
     crate::run(
         Command::new("bash")
             .arg(crate::root().join("scripts/topology.sh"))
@@ -338,27 +371,34 @@ pub(crate) fn create(
         url,
         db,
         http: free_port()?,
+        router,
         run_args,
         child: Mutex::new(None),
         pid,
         runs: AtomicUsize::new(0),
         work,
     };
-    let policy_file = env.work.join("soak-policy.toml");
-    fs::write(&policy_file, policy)?;
     env.loader_ok(&["db", "--db", &env.url, "init"])?;
-    env.loader_ok(&[
-        "db",
-        "--db",
-        &env.url,
-        "--request-id",
-        "soak-import",
-        "--actor",
-        "soak",
-        "import",
-        &policy_file.to_string_lossy(),
-    ])?;
     Ok((env, teardown))
+}
+
+impl Env {
+    /// Imports `policy` (a policy file's text) under `request_id`; returns the loader's output.
+    pub(crate) fn import(&self, policy: &str, request_id: &str, actor: &str) -> Result<String> {
+        let policy_file = self.work.join("policy.toml");
+        fs::write(&policy_file, policy)?;
+        self.loader_ok(&[
+            "db",
+            "--db",
+            &self.url,
+            "--request-id",
+            request_id,
+            "--actor",
+            actor,
+            "import",
+            &policy_file.to_string_lossy(),
+        ])
+    }
 }
 
 /// A free port on 127.0.0.1 for the daemon's HTTP server (or PostgreSQL).

@@ -5,14 +5,14 @@
 //! counters and KPIs add up. docs/soak.md says what each figure and check means.
 
 mod checkpoint;
-mod env;
+pub(crate) mod env;
 mod faults;
 mod http;
 mod logs;
 mod ping;
 #[cfg(test)]
 mod tests;
-mod traffic;
+pub(crate) mod traffic;
 mod verify;
 mod vlan;
 mod writers;
@@ -245,13 +245,26 @@ pub(crate) fn soak(a: &SoakArgs) -> Result<()> {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
-    let run_args = if a.no_guard {
-        vec!["--no-guard".to_owned()]
-    } else {
-        Vec::new()
-    };
-    let (env, teardown) =
-        env::create(bin, a.db, a.keep_logs.as_deref(), run_args, &policy(a.pool))?;
+    let mut run_args: Vec<String> = [
+        "--poll-ms",
+        "50",
+        "--kpi-interval",
+        "5",
+        "--activity-ms",
+        "2000",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    if a.no_guard {
+        run_args.push("--no-guard".to_owned());
+    }
+    let (env, teardown) = env::create(
+        bin,
+        a.db,
+        env::Place::soak(a.keep_logs.as_deref()),
+        run_args,
+    )?;
+    env.import(&policy(a.pool), "soak-import", "soak")?;
     println!(
         "== soak: seed {seed}, {} min, {} writers, {} HTTP clients, database {:?} ({}), namespaces {}-*, pins {}, work {}",
         a.minutes,

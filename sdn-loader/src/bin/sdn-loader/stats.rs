@@ -26,7 +26,14 @@ pub(crate) struct StatsOut {
     alarms: Vec<String>,
     flow_table: sdn_loader::dataplane::FlowTableUsage,
     agreements: Vec<AgreementRow>,
+    /// Packets per reason, every reason.
     reasons: std::collections::BTreeMap<&'static str, u64>,
+    /// The same split by verdict: reasons that pass, and reasons that drop.
+    passes: std::collections::BTreeMap<&'static str, u64>,
+    drops: std::collections::BTreeMap<&'static str, u64>,
+    /// Packets passed and dropped in all.
+    passed: u64,
+    dropped: u64,
 }
 
 pub(crate) fn row(id: u32, c: &AgreementCounters) -> AgreementRow {
@@ -72,6 +79,12 @@ pub(crate) fn stats(pin_dir: &Path, json: bool) -> Result<ExitCode> {
     let slots = maps.slots_in_force()?;
     let counters = maps.counters_of(&slots)?;
     let reasons = maps.reason_counts()?;
+    let by_verdict = |pass: bool| -> std::collections::BTreeMap<&'static str, u64> {
+        (0..reason::COUNT)
+            .filter(|&r| reason::passes(r) == pass)
+            .map(|r| (reason::name(r), reasons.get(&r).copied().unwrap_or(0)))
+            .collect()
+    };
     // One look at the links, so the alarms and the health they come from agree.
     let health = sdn_loader::dataplane::pins::interface_health(pin_dir);
     let alarms = health
@@ -88,6 +101,10 @@ pub(crate) fn stats(pin_dir: &Path, json: bool) -> Result<ExitCode> {
         reasons: (0..reason::COUNT)
             .map(|r| (reason::name(r), reasons.get(&r).copied().unwrap_or(0)))
             .collect(),
+        passes: by_verdict(true),
+        drops: by_verdict(false),
+        passed: by_verdict(true).values().sum(),
+        dropped: by_verdict(false).values().sum(),
     };
     // Exit 2 when the filter is not enforcing on a configured interface (see README).
     let code = if out.alarms.is_empty() {
