@@ -13,6 +13,7 @@ mod fastpath;
 mod flowtable;
 mod log;
 mod maps;
+mod object;
 mod packet;
 mod read;
 
@@ -546,13 +547,3 @@ fn icmp_error(quoted: Option<Tuple>, generation: u32) -> Decision {
         None => Decision::plain(reason::ICMP_ERROR_NO_AGREEMENT),
     }
 }
-
-#[cfg(not(test))]
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
-    loop {}
-}
-
-#[unsafe(link_section = "license")]
-#[unsafe(no_mangle)]
-static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

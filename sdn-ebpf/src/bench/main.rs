@@ -21,6 +21,8 @@ mod fastpath;
 mod flowtable;
 #[path = "../maps/shared.rs"]
 mod maps;
+#[path = "../object.rs"]
+mod object;
 #[allow(
     dead_code,
     reason = "the fast path needs two of the readers the general parser uses"
@@ -112,13 +114,3 @@ fn rewrite<const OFF: usize, const LEN: usize>(ctx: &XdpContext, port: Option<u1
         unsafe { *p = port.to_be_bytes() };
     }
 }
-
-#[cfg(not(test))]
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
-    loop {}
-}
-
-#[unsafe(link_section = "license")]
-#[unsafe(no_mangle)]
-static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

@@ -92,20 +92,7 @@ fn raw_icmp(src: IpAddr) -> Result<OwnedFd> {
         bail!("bind {src}: {}", io::Error::last_os_error());
     }
     // A receive timeout, so the receiver notices the end of the run.
-    let tv = libc::timeval {
-        tv_sec: 0,
-        tv_usec: 100_000,
-    };
-    // SAFETY: a valid timeval and its size.
-    unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&raw const tv).cast(),
-            libc::socklen_t::try_from(size_of::<libc::timeval>()).unwrap_or(0),
-        );
-    }
+    receive_timeout_100ms(&fd)?;
     Ok(fd)
 }
 
@@ -247,4 +234,26 @@ pub(crate) fn ping_flood(
         }
         Ok(r)
     })
+}
+
+/// Gives a socket a 100 ms receive timeout, so that a receiver notices the end of a run.
+pub(super) fn receive_timeout_100ms(fd: &OwnedFd) -> Result<()> {
+    let tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 100_000,
+    };
+    // SAFETY: a valid timeval and its size, on a socket we own.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&raw const tv).cast(),
+            libc::socklen_t::try_from(size_of::<libc::timeval>())?,
+        )
+    };
+    if rc != 0 {
+        bail!("SO_RCVTIMEO: {}", io::Error::last_os_error());
+    }
+    Ok(())
 }

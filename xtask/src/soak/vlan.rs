@@ -111,21 +111,7 @@ fn attach_filter(fd: &OwnedFd) -> Result<()> {
     if rc != 0 {
         bail!("SO_ATTACH_FILTER: {}", io::Error::last_os_error());
     }
-    let tv = libc::timeval {
-        tv_sec: 0,
-        tv_usec: 100_000,
-    };
-    // SAFETY: a valid timeval and its size.
-    unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&raw const tv).cast(),
-            u32::try_from(size_of::<libc::timeval>())?,
-        );
-    }
-    Ok(())
+    super::ping::receive_timeout_100ms(fd)
 }
 
 fn ip_checksum(h: &[u8]) -> u16 {

@@ -29,12 +29,8 @@ pub(crate) enum KpiCommand {
     Query {
         #[command(flatten)]
         q: QueryText,
-        /// JSON (the same document as GET /api/v1/kpi).
-        #[arg(long, conflicts_with = "csv")]
-        json: bool,
-        /// CSV with a header line.
-        #[arg(long)]
-        csv: bool,
+        #[command(flatten)]
+        format: TableFormat,
     },
     /// GB per month and per organisation.
     Monthly {
@@ -47,12 +43,8 @@ pub(crate) enum KpiCommand {
         /// Only this router.
         #[arg(long)]
         router: Option<String>,
-        /// JSON (the same document as GET /api/v1/report/monthly).
-        #[arg(long, conflicts_with = "csv")]
-        json: bool,
-        /// CSV.
-        #[arg(long)]
-        csv: bool,
+        #[command(flatten)]
+        format: TableFormat,
     },
     /// A self-contained HTML page with charts (traffic, top agreements, drops, sync health).
     Report {
@@ -88,12 +80,8 @@ pub(crate) enum KpiCommand {
         /// Only this router.
         #[arg(long)]
         router: Option<String>,
-        /// JSON: `[{"bucket", "reason", "packets"}, ...]`.
-        #[arg(long, conflicts_with = "csv")]
-        json: bool,
-        /// CSV.
-        #[arg(long)]
-        csv: bool,
+        #[command(flatten)]
+        format: TableFormat,
     },
     /// Serve /metrics and /api/v1 (read-only) until interrupted.
     Serve {
@@ -114,6 +102,18 @@ pub(crate) enum KpiCommand {
         #[command(flatten)]
         limits: HttpLimits,
     },
+}
+
+/// How a table is printed: text, `--json` (the document the HTTP API answers, for `reasons`
+/// `[{"bucket", "reason", "packets"}, ...]`) or `--csv` with a header line.
+#[derive(Clone, Copy, Debug, clap::Args)]
+pub(crate) struct TableFormat {
+    /// JSON (the same document as the HTTP API).
+    #[arg(long, conflicts_with = "csv")]
+    json: bool,
+    /// CSV with a header line.
+    #[arg(long)]
+    csv: bool,
 }
 
 /// The time window of a report: `--from`, `--to` and `--bucket`.
@@ -189,7 +189,10 @@ pub(crate) fn run(
             .await
             .with_context(|| format!("opening {}", sdn_loader::db::redact_url(url)))?;
         match cmd {
-            KpiCommand::Query { q, json, csv } => {
+            KpiCommand::Query {
+                q,
+                format: TableFormat { json, csv },
+            } => {
                 let q = q.to_query(Utc::now())?;
                 let answer = query::run(&store, &q).await?;
                 let stdout = std::io::stdout();
@@ -246,8 +249,7 @@ pub(crate) fn run(
                 from,
                 to,
                 router,
-                json,
-                csv,
+                format: TableFormat { json, csv },
             } => {
                 let to = to.as_deref().map_or(Ok(Utc::now()), parse_time)?;
                 let from = from
@@ -297,8 +299,7 @@ pub(crate) fn run(
             KpiCommand::Reasons {
                 window,
                 router,
-                json,
-                csv,
+                format: TableFormat { json, csv },
             } => {
                 let (from, to, bucket) = window.resolve()?;
                 let rows = query::reasons(&store, from, to, bucket, router.as_deref()).await?;

@@ -85,17 +85,27 @@ fn print_endpoint(e: &Endpoint) {
     println!("  endpoint {} {}{ports}", e.address, e.protocol.name());
 }
 
-/// `  agreement ...` for each agreement of a service or client shown.
-fn print_agreements(agreements: &[Agreement]) {
-    for a in agreements {
-        println!("  agreement {}", agreement_line(a));
-    }
-}
-
-/// A shown service's or client's JSON with its agreements.
-fn with_agreements(mut v: serde_json::Value, agreements: &[Agreement]) -> serde_json::Value {
-    v["agreements"] = agreements.iter().map(text::agreement_json).collect();
-    v
+/// Shows a service or client with the agreements `filter` selects: its JSON with an
+/// `agreements` array, or `text` followed by one `  agreement ...` line each.
+async fn show_with_agreements(
+    cx: &Ctx<'_>,
+    filter: &AgreementFilter,
+    mut json: serde_json::Value,
+    text: impl FnOnce(),
+) -> Result<ExitCode> {
+    let agreements = cx.db.agreements(filter).await?;
+    cx.show(
+        || {
+            json["agreements"] = agreements.iter().map(text::agreement_json).collect();
+            json
+        },
+        || {
+            text();
+            for a in &agreements {
+                println!("  agreement {}", agreement_line(a));
+            }
+        },
+    )
 }
 
 fn agreement_line(a: &Agreement) -> String {
@@ -151,20 +161,16 @@ pub(super) async fn service(cx: &Ctx<'_>, cmd: ServiceCommand) -> Result<ExitCod
                 service: Some(id),
                 ..AgreementFilter::default()
             };
-            let agreements = db.agreements(&filter).await?;
-            cx.show(
-                || with_agreements(text::service_json(&s), &agreements),
-                || {
-                    println!(
-                        "service {:?}: {} (organisation {:?})",
-                        s.id, s.name, s.organisation
-                    );
-                    for e in &s.endpoints {
-                        print_endpoint(e);
-                    }
-                    print_agreements(&agreements);
-                },
-            )
+            show_with_agreements(cx, &filter, text::service_json(&s), || {
+                println!(
+                    "service {:?}: {} (organisation {:?})",
+                    s.id, s.name, s.organisation
+                );
+                for e in &s.endpoints {
+                    print_endpoint(e);
+                }
+            })
+            .await
         }
         ServiceCommand::Create {
             id,
@@ -271,17 +277,13 @@ pub(super) async fn client(cx: &Ctx<'_>, cmd: ClientCommand) -> Result<ExitCode>
                 client: Some(id),
                 ..AgreementFilter::default()
             };
-            let agreements = db.agreements(&filter).await?;
-            cx.show(
-                || with_agreements(text::client_json(&c), &agreements),
-                || {
-                    println!("client {:?} (organisation {:?})", c.id, c.organisation);
-                    for p in &c.prefixes {
-                        println!("  prefix {p}");
-                    }
-                    print_agreements(&agreements);
-                },
-            )
+            show_with_agreements(cx, &filter, text::client_json(&c), || {
+                println!("client {:?} (organisation {:?})", c.id, c.organisation);
+                for p in &c.prefixes {
+                    println!("  prefix {p}");
+                }
+            })
+            .await
         }
         ClientCommand::Create {
             id,
