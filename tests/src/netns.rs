@@ -238,7 +238,28 @@ impl Topology {
                 .args(["stats", "--json", "--pin-dir"])
                 .arg(&self.pin_dir),
         );
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("stats --json: {e}:\n{out}"))
+        let stats: Stats =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("stats --json: {e}:\n{out}"));
+        // The pass/drop split is every reason once, on the side the program's table says.
+        for (name, n) in &stats.reasons {
+            let passes = (0..sdn_common::reason::COUNT)
+                .find(|&r| sdn_common::reason::name(r) == name)
+                .is_some_and(sdn_common::reason::passes);
+            let side = if passes { &stats.passes } else { &stats.drops };
+            assert_eq!(
+                side.get(name),
+                Some(n),
+                "stats --json: {name} split wrongly:\n{out}"
+            );
+        }
+        assert_eq!(
+            stats.passes.len() + stats.drops.len(),
+            stats.reasons.len(),
+            "{out}"
+        );
+        assert_eq!(stats.passed, stats.passes.values().sum::<u64>(), "{out}");
+        assert_eq!(stats.dropped, stats.drops.values().sum::<u64>(), "{out}");
+        stats
     }
 
     /// Limits the client's and the service's interfaces to one segment per GSO packet, so
@@ -308,6 +329,14 @@ pub struct Stats {
     pub agreements: Vec<AgreementRow>,
     /// Packets per reason name.
     pub reasons: BTreeMap<String, u64>,
+    /// The reasons that pass, with their packets.
+    pub passes: BTreeMap<String, u64>,
+    /// The reasons that drop, with their packets.
+    pub drops: BTreeMap<String, u64>,
+    /// Packets passed in all.
+    pub passed: u64,
+    /// Packets dropped in all.
+    pub dropped: u64,
     /// What the IPv4 flow table holds.
     pub flow_table: FlowTable,
 }
