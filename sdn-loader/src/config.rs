@@ -18,6 +18,18 @@
 //! agreements = 1048576
 //! rules = 4194304
 //!
+//! [http]                                  # the read-only HTTP server of `run --db` and `kpi serve`
+//! listen = "127.0.0.1:9640"               # or "off" (run --db only)
+//! max_connections = 256
+//! header_timeout_s = 10
+//! idle_timeout_s = 60
+//! request_timeout_s = 30
+//!
+//! [kpi]                                   # the KPI collector of `run --db` and `kpi collect`
+//! interval_s = 60                         # 0: no collector (run --db only)
+//! retention = "minutes=7d,hours=365d,days=forever"
+//! metrics_agreements = "all"              # per-agreement series: all, none, or a number N (top N)
+//!
 //! [guard]                                 # the blast-radius guard
 //! enabled = true
 //! active_hours = 24                       # "carried traffic recently"
@@ -102,6 +114,59 @@ impl Default for GuardConfig {
     }
 }
 
+/// The read-only HTTP server (`[http]`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address to listen on (`off`: no server, for `run --db`).
+    pub listen: String,
+    /// Connections open at once.
+    pub max_connections: u32,
+    /// Seconds a client may take to send a request's headers.
+    pub header_timeout_s: u64,
+    /// Seconds a connection may stay open without a request.
+    pub idle_timeout_s: u64,
+    /// Seconds a request may take before it is answered 503.
+    pub request_timeout_s: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: crate::kpi::http::DEFAULT_LISTEN.to_owned(),
+            max_connections: 256,
+            header_timeout_s: 10,
+            idle_timeout_s: 60,
+            request_timeout_s: 30,
+        }
+    }
+}
+
+/// The KPI collector and the metrics it exports (`[kpi]`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KpiConfig {
+    /// Seconds between collection passes (0: none, for `run --db`).
+    pub interval_s: u64,
+    /// How long buckets are kept (`minutes=7d,hours=365d,days=forever`).
+    pub retention: String,
+    /// Per-agreement series in /metrics: `all`, `none`, or a number N (the top N by bytes).
+    pub metrics_agreements: String,
+}
+
+/// The default KPI retention.
+pub const DEFAULT_RETENTION: &str = "minutes=7d,hours=365d,days=forever";
+
+impl Default for KpiConfig {
+    fn default() -> Self {
+        Self {
+            interval_s: 60,
+            retention: DEFAULT_RETENTION.to_owned(),
+            metrics_agreements: "all".to_owned(),
+        }
+    }
+}
+
 /// Live-sync timing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -181,6 +246,10 @@ struct RawConfig {
     #[serde(default)]
     maps: MapsConfig,
     #[serde(default)]
+    http: HttpConfig,
+    #[serde(default)]
+    kpi: KpiConfig,
+    #[serde(default)]
     infrastructure: Vec<toml::Value>,
 }
 
@@ -207,6 +276,10 @@ pub struct Config {
     pub guard: GuardConfig,
     /// Map sizes.
     pub maps: MapsConfig,
+    /// The HTTP server.
+    pub http: HttpConfig,
+    /// The KPI collector.
+    pub kpi: KpiConfig,
     /// This router's infrastructure allow list (added to the database's).
     pub infrastructure: Vec<InfraEntry>,
 }
@@ -255,6 +328,8 @@ impl Default for Config {
             sync: SyncConfig::default(),
             guard: GuardConfig::default(),
             maps: MapsConfig::default(),
+            http: HttpConfig::default(),
+            kpi: KpiConfig::default(),
             infrastructure: Vec::new(),
         }
     }
@@ -307,6 +382,27 @@ impl Config {
         if raw.sync.poll_ms == 0 {
             return Err(value_err("sync.poll_ms", "must be at least 1"));
         }
+        let h = &raw.http;
+        if h.max_connections == 0
+            || [h.header_timeout_s, h.idle_timeout_s, h.request_timeout_s].contains(&0)
+        {
+            return Err(value_err(
+                "http",
+                "max_connections and the timeouts must be at least 1",
+            ));
+        }
+        if crate::kpi::Retention::parse(&raw.kpi.retention).is_err() {
+            return Err(value_err(
+                "kpi.retention",
+                "must be like \"minutes=7d,hours=365d,days=forever\"",
+            ));
+        }
+        if crate::kpi::metrics::Cardinality::parse(&raw.kpi.metrics_agreements).is_err() {
+            return Err(value_err(
+                "kpi.metrics_agreements",
+                "must be \"all\", \"none\" or a number (the top N by bytes)",
+            ));
+        }
         let mode = match raw.mode.as_deref() {
             None => None,
             Some("native") => Some(XdpMode::Native),
@@ -348,6 +444,8 @@ impl Config {
             sync: raw.sync,
             guard: raw.guard,
             maps: raw.maps,
+            http: raw.http,
+            kpi: raw.kpi,
             infrastructure,
             path: Some(path),
         })

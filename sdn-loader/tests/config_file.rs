@@ -191,3 +191,60 @@ fn kpi_serve_exports_under_the_configured_router() {
         "exported under the host name {host}"
     );
 }
+
+/// The daemon's HTTP and KPI settings live in the file too (`[http]`, `[kpi]`): `kpi serve`
+/// listens where the file says; a flag still wins; a bad value is refused naming its key.
+/// (Which per-agreement series are exported needs a running data plane: see the root tests.)
+#[test]
+fn http_and_kpi_settings_come_from_the_file() {
+    let s = Setup::new(false);
+    let addr = free_port();
+    let text = std::fs::read_to_string(&s.config).unwrap()
+        + &format!("\n[http]\nlisten = \"{addr}\"\n\n[kpi]\nmetrics_agreements = \"5\"\n");
+    std::fs::write(&s.config, &text).unwrap();
+    let serve = |extra: &[&str]| {
+        Command::new(LOADER)
+            .arg("--config")
+            .arg(&s.config)
+            .args(["kpi", "serve"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let answers = |addr: SocketAddr| {
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(20) {
+            if metrics(addr).is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    };
+    let mut child = serve(&[]);
+    let served = answers(addr);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(served, "kpi serve did not listen on the file's {addr}");
+    // The flag over the file: the flag's address answers, the file's does not.
+    let other = free_port();
+    let mut child = serve(&["--listen", &other.to_string()]);
+    let (flag, file) = (answers(other), metrics(addr).is_some());
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        flag && !file,
+        "--listen {other} should win over the file's {addr}"
+    );
+    // A bad value names its key, and nothing is served.
+    std::fs::write(&s.config, text.replace("\"5\"", "\"some\"")).unwrap();
+    let out = s.loader(&["kpi", "serve"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("kpi.metrics_agreements"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use chrono::{DateTime, Utc};
 use clap::Subcommand;
+use sdn_loader::config::HttpConfig;
 use sdn_loader::dataplane::Maps;
 use sdn_loader::kpi::connections::Limits;
 use sdn_loader::kpi::http::{self, HttpState};
@@ -66,12 +67,14 @@ pub(crate) enum KpiCommand {
         /// One pass, then exit.
         #[arg(long)]
         once: bool,
-        /// Seconds between passes.
-        #[arg(long, default_value_t = 60)]
-        interval: u64,
-        /// How long buckets are kept, e.g. minutes=7d,hours=365d,days=forever.
-        #[arg(long, default_value = DEFAULT_RETENTION)]
-        retention: String,
+        /// Seconds between passes (default: `kpi.interval_s` of the configuration file, else
+        /// 60).
+        #[arg(long)]
+        interval: Option<u64>,
+        /// How long buckets are kept, e.g. minutes=7d,hours=365d,days=forever (default:
+        /// `kpi.retention` of the configuration file).
+        #[arg(long)]
+        retention: Option<String>,
     },
     /// Packets per pass/drop reason per bucket.
     Reasons {
@@ -85,9 +88,10 @@ pub(crate) enum KpiCommand {
     },
     /// Serve /metrics and /api/v1 (read-only) until interrupted.
     Serve {
-        /// Address to listen on.
-        #[arg(long, default_value = http::DEFAULT_LISTEN)]
-        listen: String,
+        /// Address to listen on (default: `http.listen` of the configuration file, else
+        /// 127.0.0.1:9640).
+        #[arg(long)]
+        listen: Option<String>,
         /// Router name, its sync state is exported (default: `router` of the configuration
         /// file, else the host name).
         #[arg(long)]
@@ -96,9 +100,10 @@ pub(crate) enum KpiCommand {
         /// file; without one: no live counters).
         #[arg(long)]
         pin_dir: Option<PathBuf>,
-        /// Per-agreement series: all, none, or the top N by bytes.
-        #[arg(long, default_value = "all")]
-        metrics_agreements: String,
+        /// Per-agreement series: all, none, or the top N by bytes (default:
+        /// `kpi.metrics_agreements` of the configuration file, else all).
+        #[arg(long)]
+        metrics_agreements: Option<String>,
         #[command(flatten)]
         limits: HttpLimits,
     },
@@ -140,7 +145,8 @@ impl Window {
     }
 }
 
-/// Connection limits of the HTTP server (`kpi serve` and `run --db`).
+/// Connection limits of the HTTP server (`kpi serve` and `run --db`); each defaults to the
+/// configuration file's `[http]` key of the same name, else to the value shown.
 #[allow(
     clippy::struct_field_names,
     reason = "the fields are the flags' names (--http-max-connections, ...)"
@@ -150,32 +156,33 @@ pub(crate) struct HttpLimits {
     /// HTTP connections open at once (also bounded by the file limit, less 128 kept for the
     /// database and the data plane). At the cap a new connection replaces the oldest idle one,
     /// or gets 503 when every connection runs a request.
-    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
-    pub http_max_connections: u32,
-    /// Seconds a client may take to send a request's headers (slowloris).
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
-    pub http_header_timeout: u64,
-    /// Seconds a connection may stay open without a request (keep-alive included).
-    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
-    pub http_idle_timeout: u64,
-    /// Seconds a request may take before it is answered 503.
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
-    pub http_request_timeout: u64,
+    /// (default 256).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub http_max_connections: Option<u32>,
+    /// Seconds a client may take to send a request's headers (slowloris; default 10).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub http_header_timeout: Option<u64>,
+    /// Seconds a connection may stay open without a request (keep-alive included; default
+    /// 60).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub http_idle_timeout: Option<u64>,
+    /// Seconds a request may take before it is answered 503 (default 30).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub http_request_timeout: Option<u64>,
 }
 
 impl HttpLimits {
-    fn limits(&self) -> Limits {
+    /// The limits: flags over the configuration file over the defaults.
+    fn limits(&self, file: &HttpConfig) -> Limits {
+        let secs = |flag: Option<u64>, file: u64| Duration::from_secs(flag.unwrap_or(file));
         Limits {
-            max_connections: self.http_max_connections as usize,
-            header_timeout: Duration::from_secs(self.http_header_timeout),
-            idle_timeout: Duration::from_secs(self.http_idle_timeout),
-            request_timeout: Duration::from_secs(self.http_request_timeout),
+            max_connections: self.http_max_connections.unwrap_or(file.max_connections) as usize,
+            header_timeout: secs(self.http_header_timeout, file.header_timeout_s),
+            idle_timeout: secs(self.http_idle_timeout, file.idle_timeout_s),
+            request_timeout: secs(self.http_request_timeout, file.request_timeout_s),
         }
     }
 }
-
-/// Default retention of the buckets.
-const DEFAULT_RETENTION: &str = "minutes=7d,hours=365d,days=forever";
 
 /// Runs `sdn-loader kpi <command>`.
 pub(crate) fn run(
@@ -331,8 +338,10 @@ pub(crate) fn run(
                 let router = router.unwrap_or_else(|| config.router.clone());
                 let pin_dir = super::pin_dir_of(config, pin_dir);
                 let maps = open_maps(&pin_dir)?;
-                let mut c = Collector::new(router, maps, store)
-                    .with_retention(Retention::parse(&retention)?);
+                let retention = retention.as_deref().unwrap_or(&config.kpi.retention);
+                let interval = interval.unwrap_or(config.kpi.interval_s);
+                let mut c =
+                    Collector::new(router, maps, store).with_retention(Retention::parse(retention)?);
                 if once {
                     let r = c.pass(Utc::now()).await?;
                     println!(
@@ -362,13 +371,19 @@ pub(crate) fn run(
                     maps: maps.map(std::sync::Mutex::new),
                     pin_dir: pin_dir.clone(),
                     router,
-                    cardinality: Cardinality::parse(&metrics_agreements)?,
+                    cardinality: Cardinality::parse(
+                        metrics_agreements
+                            .as_deref()
+                            .unwrap_or(&config.kpi.metrics_agreements),
+                    )?,
                     connections: Arc::default(),
                 });
-                let listener = http::bind(&listen).await?;
+                let listen = listen.as_deref().unwrap_or(&config.http.listen);
+                let listener = http::bind(listen).await?;
                 eprintln!("serving http://{listen}/metrics and /api/v1/");
                 let shutdown = on_signals()?;
-                http::serve(listener, state, limits.limits(), stopped(&shutdown)).await?;
+                let limits = limits.limits(&config.http);
+                http::serve(listener, state, limits, stopped(&shutdown)).await?;
             }
         }
         Ok(ExitCode::SUCCESS)
@@ -398,23 +413,50 @@ fn stopped(shutdown: &Shutdown) -> impl std::future::Future<Output = ()> + Send 
     async move { s.triggered().await }
 }
 
-/// KPI options of `run --db`.
+/// KPI options of `run --db`; each defaults to the configuration file's `[kpi]` or `[http]`
+/// key, else to the value shown.
 #[derive(Clone, Debug, clap::Args)]
 pub(crate) struct DaemonKpi {
-    /// Seconds between KPI collection passes (0: no collector).
-    #[arg(long, default_value_t = 60)]
-    pub kpi_interval: u64,
-    /// Address of the read-only HTTP server (/metrics, /api/v1); "off" for none.
-    #[arg(long, default_value = http::DEFAULT_LISTEN)]
-    pub listen: String,
-    /// Per-agreement series in /metrics: all, none, or the top N by bytes.
-    #[arg(long, default_value = "all")]
-    pub metrics_agreements: String,
+    /// Seconds between KPI collection passes (0: no collector; default 60).
+    #[arg(long)]
+    pub kpi_interval: Option<u64>,
+    /// Address of the read-only HTTP server (/metrics, /api/v1); "off" for none (default
+    /// 127.0.0.1:9640).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Per-agreement series in /metrics: all, none, or the top N by bytes (default all).
+    #[arg(long)]
+    pub metrics_agreements: Option<String>,
     /// How long KPI buckets are kept, e.g. minutes=7d,hours=365d,days=forever.
-    #[arg(long, default_value = DEFAULT_RETENTION)]
-    pub kpi_retention: String,
+    #[arg(long)]
+    pub kpi_retention: Option<String>,
     #[command(flatten)]
     pub http_limits: HttpLimits,
+}
+
+/// [`DaemonKpi`] with the configuration file and the defaults filled in.
+#[derive(Clone, Debug)]
+pub(crate) struct DaemonSettings {
+    pub kpi_interval: u64,
+    pub listen: String,
+    pub metrics_agreements: String,
+    pub kpi_retention: String,
+    pub http_limits: Limits,
+}
+
+impl DaemonKpi {
+    /// Flags over the configuration file over the defaults.
+    pub(crate) fn resolve(&self, config: &sdn_loader::config::Config) -> DaemonSettings {
+        let or =
+            |flag: &Option<String>, file: &String| flag.clone().unwrap_or_else(|| file.clone());
+        DaemonSettings {
+            kpi_interval: self.kpi_interval.unwrap_or(config.kpi.interval_s),
+            listen: or(&self.listen, &config.http.listen),
+            metrics_agreements: or(&self.metrics_agreements, &config.kpi.metrics_agreements),
+            kpi_retention: or(&self.kpi_retention, &config.kpi.retention),
+            http_limits: self.http_limits.limits(&config.http),
+        }
+    }
 }
 
 /// Starts the collector and the HTTP server as a task on the runtime (with their own handles
@@ -425,7 +467,7 @@ pub(crate) fn start_daemon(
     url: &str,
     pin_dir: &Path,
     router: &str,
-    opts: &DaemonKpi,
+    opts: &DaemonSettings,
     shutdown: &Shutdown,
 ) -> Result<tokio::task::JoinHandle<()>> {
     let cardinality = Cardinality::parse(&opts.metrics_agreements)?;
@@ -476,7 +518,7 @@ pub(crate) fn start_daemon(
                     Some(tokio::spawn(http::serve(
                         listener,
                         state,
-                        opts.http_limits.limits(),
+                        opts.http_limits,
                         stopped(&shutdown),
                     )))
                 }

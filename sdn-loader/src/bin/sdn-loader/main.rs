@@ -239,6 +239,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     "give --policy FILE or --db URL (or `database` in the configuration file)"
                 ),
             };
+            let kpi = kpi.resolve(&config);
             run_attach(
                 &rt,
                 RunArgs {

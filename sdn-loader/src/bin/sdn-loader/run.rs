@@ -29,7 +29,7 @@ pub(crate) struct RunArgs<'a> {
     pub(crate) pin_dir: &'a Path,
     pub(crate) netns: Option<&'a str>,
     pub(crate) caps: Capacities,
-    pub(crate) kpi: &'a kpi::DaemonKpi,
+    pub(crate) kpi: &'a kpi::DaemonSettings,
 }
 
 pub(crate) fn run_attach(rt: &tokio::runtime::Runtime, args: RunArgs<'_>) -> Result<ExitCode> {
