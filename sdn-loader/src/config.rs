@@ -460,6 +460,26 @@ mod tests {
         Config::parse(text, PathBuf::from("test.toml"))
     }
 
+    /// examples/sdn.toml (installed as /etc/sdn/sdn.toml) documents every key with its
+    /// default: it parses, and all but the marked examples equal the defaults.
+    #[test]
+    fn the_example_file_is_valid_and_shows_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sdn.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let c = Config::parse(&text, path).unwrap();
+        let d = Config::default();
+        assert_eq!(c.router, "hub-example-1");
+        assert_eq!(c.interfaces, ["enp1s0f0", "enp1s0f1"]);
+        assert_eq!(c.infrastructure.len(), 1);
+        assert_eq!(c.database.as_deref(), Some("sqlite:///var/lib/sdn/sdn.db"));
+        assert_eq!(c.mode, Some(XdpMode::Native));
+        assert_eq!(c.pin_dir.as_deref(), Some(Path::new("/sys/fs/bpf/sdn")));
+        assert_eq!(
+            (&c.state_dir, c.sync, c.guard, c.maps, &c.http, &c.kpi),
+            (&d.state_dir, d.sync, d.guard, d.maps, &d.http, &d.kpi)
+        );
+    }
+
     #[test]
     fn full_file() {
         let c = parse(

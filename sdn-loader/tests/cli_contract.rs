@@ -169,3 +169,32 @@ fn plan_exits_2_when_the_guard_will_hold_the_sync() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["guard"], "hold", "{v}");
 }
+
+#[test]
+fn completions_and_man_pages_come_from_the_command_line() {
+    // Generated from the clap definition, with no configuration file needed (even a missing
+    // one named with --config).
+    let out = loader(&["--config", "/nonexistent/sdn.toml", "completions", "bash"]);
+    let (status, shown) = code(&out);
+    assert_eq!(status, Some(0), "{shown}");
+    let script = text(&out.stdout);
+    for word in ["sdn-loader", "agreement", "--pin-dir", "explain"] {
+        assert!(script.contains(word), "bash completion lacks {word}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = loader(&["man", "--out", dir.path().to_str().unwrap()]);
+    assert_eq!(code(&out).0, Some(0), "{}", code(&out).1);
+    let page = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+    assert!(
+        page("sdn-loader.1").contains(".TH sdn-loader 1"),
+        "{}",
+        page("sdn-loader.1")
+    );
+    // A command's page lists the global options it accepts, the db group's included.
+    let import = page("sdn-loader-db-import.1");
+    assert!(
+        import.contains(".TH") && import.contains("\\-\\-db"),
+        "{import}"
+    );
+    assert!(page("sdn-loader-run.1").contains("\\-\\-iface"));
+}

@@ -7,6 +7,7 @@
 //! until the new one is in), or the first successful sync from the database. [`ready_to_attach`]
 //! holds that rule.
 
+pub mod notify;
 pub mod shutdown;
 
 pub use shutdown::Shutdown;

@@ -538,7 +538,10 @@ pub fn follow(
     let mut last_iface_check: Option<Instant> = None;
     // The SQLite file was found deleted or replaced: what happened (until a file is back).
     let mut file_gone: Option<String> = None;
+    let mut watchdog = crate::daemon::notify::Watchdog::from_env();
     while !shutdown.is_triggered() {
+        // Every turn of this loop (polls, backoffs and syncs alike) proves it is not stuck.
+        watchdog.alive();
         if db.is_none() {
             match rt.block_on(Db::open_existing(url)) {
                 Ok(d) => {

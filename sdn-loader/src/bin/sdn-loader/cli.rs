@@ -252,6 +252,19 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: kpi::KpiCommand,
     },
+    /// Print a shell completion script to stdout (bash, zsh, fish, elvish, powershell), e.g.
+    /// `sdn-loader completions bash > /usr/share/bash-completion/completions/sdn-loader`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (sdn-loader.1 and one page per command, sdn-loader-db-import.1
+    /// and so on) into a directory.
+    Man {
+        /// Directory to write them into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Check what the data plane needs from this kernel.
     Probe {
         /// JSON output.

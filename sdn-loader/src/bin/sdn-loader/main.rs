@@ -40,6 +40,7 @@ use serde::Serialize;
 mod cli;
 mod db;
 mod fleet;
+mod generate;
 mod kpi;
 mod run;
 mod stats;
@@ -126,6 +127,12 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    // Generated documentation needs no configuration (a broken file must not stop it).
+    match &cli.command {
+        Command::Completions { shell } => return Ok(generate::completions(*shell)),
+        Command::Man { out } => return generate::man(out),
+        _ => {}
+    }
     let config = Config::load(cli.config.as_deref())?;
     let rt = runtime()?;
     match cli.command {
@@ -285,6 +292,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Stats { pin_dir, json } => stats(&pin_dir_of(&config, pin_dir), json),
         Command::Log { pin_dir, seconds } => drop_log(&rt, &pin_dir_of(&config, pin_dir), seconds),
         Command::Probe { json } => probe_cmd(json),
+        Command::Completions { shell } => Ok(generate::completions(shell)),
+        Command::Man { out } => generate::man(&out),
         Command::Db {
             db,
             actor,

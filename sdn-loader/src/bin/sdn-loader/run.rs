@@ -112,6 +112,15 @@ pub(crate) fn run_attach(rt: &tokio::runtime::Runtime, args: RunArgs<'_>) -> Res
                 &shutdown,
             )?)
         };
+        if !*once {
+            // Attached with the database's policy in force (start.run never attaches before
+            // the first successful sync): the service is ready.
+            sdn_loader::daemon::notify::ready(&format!(
+                "enforcing on {} from {}",
+                ifaces.join(", "),
+                sdn_loader::db::redact_url(url)
+            ));
+        }
         if !*once || was_running {
             // With --once on a running data plane, one sync; otherwise follow until stopped.
             let what = Follow {
@@ -122,6 +131,7 @@ pub(crate) fn run_attach(rt: &tokio::runtime::Runtime, args: RunArgs<'_>) -> Res
             };
             sdn_loader::sync::follow(rt, &mut dp, what, &shutdown);
         }
+        sdn_loader::daemon::notify::stopping();
         if let Some(t) = kpi_task {
             // The collector makes a last pass when it sees the shutdown.
             shutdown.trigger();
