@@ -89,7 +89,16 @@ fn the_units_capabilities_are_enough_and_less_is_refused_clearly() {
             Command::new("setpriv")
                 .arg(format!("--bounding-set=-all,{caps}"))
                 .arg(&*LOADER)
-                .args(["run", "--db", &url, "--once", "--iface", &a, "--pin-dir", &pins])
+                .args([
+                    "run",
+                    "--db",
+                    &url,
+                    "--once",
+                    "--iface",
+                    &a,
+                    "--pin-dir",
+                    &pins,
+                ])
                 .arg("--state-dir")
                 .arg(dir.path().join("state"))
                 .args(["--listen", "off", "--kpi-interval", "0"]),
@@ -105,6 +114,9 @@ fn the_units_capabilities_are_enough_and_less_is_refused_clearly() {
     assert!(!ok, "ran without CAP_BPF");
     assert!(err.contains("CAP_BPF"), "{err}");
     let (ok, err) = allowed;
-    assert!(ok, "CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON should do: {err}");
+    assert!(
+        ok,
+        "CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON should do: {err}"
+    );
     assert!(attached, "no link pinned for {a}: {err}");
 }

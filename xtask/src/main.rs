@@ -10,6 +10,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
 
 mod demo;
+mod package;
 mod report;
 mod soak;
 mod svg;
@@ -54,6 +55,13 @@ enum Task {
     Bench {
         /// Policy sizes (agreements); default 10 6351 1000000.
         sizes: Vec<String>,
+    },
+    /// Build the Debian package (target/package/*.deb) with cargo-deb: the loader with the XDP
+    /// program embedded, the systemd unit, /etc/sdn/sdn.toml, manual pages, completions.
+    Package {
+        /// Also install it with dpkg, run it, verify its unit and purge it again.
+        #[arg(long)]
+        check: bool,
     },
     /// In-kernel packet generator (BPF_PROG_RUN live frames) from a generator namespace
     /// into the hub, through one filter; `pktgen peers ...` compares all filters.
@@ -177,6 +185,8 @@ fn test(no_lint: bool, no_kernel: bool, args: &[String]) -> Result<()> {
         .args(["stop", &pg_dir.to_string_lossy()])
         .status();
     tests?;
+    // The Debian package: built, installed with dpkg, run, its unit verified, purged.
+    package::check(&package::package()?)?;
     if !no_kernel {
         // The oldest kernel we promise: its verifier must accept the program, and verdicts
         // must match this host's.
@@ -239,6 +249,13 @@ fn main() -> Result<()> {
             args,
         } => test(no_lint, no_kernel, &args),
         Task::Bench { sizes } => bench(&sizes),
+        Task::Package { check } => {
+            let deb = package::package()?;
+            if check {
+                package::check(&deb)?;
+            }
+            Ok(())
+        }
         Task::Pktgen { args } => report::pktgen(&args),
         Task::BenchReport {
             kernel_sizes,
