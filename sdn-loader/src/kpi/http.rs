@@ -94,14 +94,84 @@ impl From<KpiError> for ApiError {
     }
 }
 
+/// What the server offers, answered at `/` and `/api/v1/`.
+const PATHS: [(&str, &str); 7] = [
+    (
+        "/metrics",
+        "Prometheus metrics (per agreement, per reason, sync and HTTP state)",
+    ),
+    (
+        "/healthz",
+        "200 when the server answers and the database is reachable, else 503",
+    ),
+    (
+        "/api/v1/kpi",
+        "per-agreement KPIs: from, to, bucket, by, agreement, service, client, organisation, router, top, rank",
+    ),
+    (
+        "/api/v1/reasons",
+        "packets per pass/drop reason: from, to, bucket, router",
+    ),
+    (
+        "/api/v1/report/monthly",
+        "GB per month and organisation: from, to, router",
+    ),
+    (
+        "/api/v1/zabbix/discovery",
+        "Zabbix low-level discovery of the agreements",
+    ),
+    ("/", "this index"),
+];
+
+async fn index_handler() -> Response {
+    let paths: serde_json::Map<String, serde_json::Value> = (PATHS.iter())
+        .map(|(p, what)| ((*p).to_owned(), serde_json::Value::from(*what)))
+        .collect();
+    Json(serde_json::json!({ "service": "sdn-loader", "version": env!("CARGO_PKG_VERSION"), "paths": paths }))
+        .into_response()
+}
+
+/// Liveness with the database: a monitoring check or a load balancer can ask it.
+async fn health_handler(State(state): State<Arc<HttpState>>) -> Response {
+    let checked = match state.store.refresh().await {
+        Ok(_) => sqlx::query("SELECT 1")
+            .execute(&state.store.pool())
+            .await
+            .map(drop)
+            .map_err(KpiError::from),
+        Err(e) => Err(e),
+    };
+    match checked {
+        Ok(()) => Json(serde_json::json!({ "status": "ok", "database": "up" })).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": "degraded", "database": "down", "error": e.to_string() })),
+        )
+            .into_response(),
+    }
+}
+
+/// Unknown paths: 404 with a body that says where to look.
+async fn not_found_handler(uri: axum::http::Uri) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(serde_json::json!({ "error": format!("no such path: {}; GET / lists the paths", uri.path()) })),
+    )
+        .into_response()
+}
+
 /// The routes.
 pub fn router(state: Arc<HttpState>) -> Router {
     Router::new()
+        .route("/", get(index_handler))
+        .route("/api/v1/", get(index_handler))
+        .route("/healthz", get(health_handler))
         .route("/metrics", get(metrics_handler))
         .route("/api/v1/kpi", get(kpi_handler))
         .route("/api/v1/reasons", get(reasons_handler))
         .route("/api/v1/report/monthly", get(monthly_handler))
         .route("/api/v1/zabbix/discovery", get(zabbix_handler))
+        .fallback(not_found_handler)
         .with_state(state)
 }
 

@@ -401,6 +401,22 @@ fn json_api_answers_the_same_as_the_cli() {
         csv.lines().count(),
         json["rows"].as_array().unwrap().len() + 1
     );
+    // The index lists the paths; /healthz says the database is up; an unknown path is a 404
+    // that says where to look.
+    for path in ["/", "/api/v1/"] {
+        let (status, body) = http_get(addr, path, "GET");
+        assert_eq!(status, 200, "{path}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert!(v["paths"]["/api/v1/kpi"].is_string(), "{path}: {v}");
+    }
+    let (status, body) = http_get(addr, "/healthz", "GET");
+    assert_eq!((status, body.contains("\"up\"")), (200, true), "{body}");
+    let (status, body) = http_get(addr, "/api/v1/nosuch", "GET");
+    assert_eq!(status, 404);
+    assert!(
+        body.contains("/api/v1/nosuch") && body.contains("GET /"),
+        "{body}"
+    );
     // Read-only: other methods are refused; bad queries say why.
     assert_eq!(http_get(addr, "/api/v1/kpi", "POST").0, 405);
     assert_eq!(http_get(addr, "/metrics", "DELETE").0, 405);
