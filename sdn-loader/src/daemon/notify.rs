@@ -39,11 +39,6 @@ impl Watchdog {
         Self { every, last: None }
     }
 
-    /// Whether systemd watches this process.
-    pub fn enabled(&self) -> bool {
-        self.every.is_some()
-    }
-
     /// Called by the loop on every turn: pings when half the interval has passed.
     pub fn alive(&mut self) {
         let Some(every) = self.every else { return };

@@ -661,10 +661,11 @@ impl Dataplane {
         if which == Program::Filter {
             return Ok(&mut self.ebpf);
         }
-        if self.bench.is_none() {
-            self.bench = Some(bench::load(&self.ebpf)?);
-        }
-        self.bench.as_mut().ok_or(DataplaneError::NoObject)
+        let bench = match self.bench.take() {
+            Some(b) => b,
+            None => bench::load(&self.ebpf)?,
+        };
+        Ok(self.bench.insert(bench))
     }
 
     /// Runs one frame through the program (BPF_PROG_TEST_RUN) and reads its own record of

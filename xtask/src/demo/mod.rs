@@ -105,7 +105,7 @@ fn database(env: &Env, policy: &Path) -> Result<()> {
         std::fs::read_to_string(policy).with_context(|| format!("reading {}", policy.display()))?;
     print!("{}", env.import(&text, "demo-import", "demo")?);
     let revision = env.loader_ok(&["db", "--db", &env.url, "revision"])?;
-    let expected = sdn_policy_agreements(&text);
+    let expected = agreements_in_file(&text);
     let listed: serde_json::Value = serde_json::from_str(&env.loader_ok(&[
         "db",
         "--db",
@@ -132,7 +132,7 @@ fn database(env: &Env, policy: &Path) -> Result<()> {
 }
 
 /// `[[agreement]]` tables in a policy file.
-fn sdn_policy_agreements(text: &str) -> usize {
+fn agreements_in_file(text: &str) -> usize {
     text.lines().filter(|l| l.trim() == "[[agreement]]").count()
 }
 
@@ -378,24 +378,13 @@ fn kpis(env: &Env) -> Result<()> {
     Ok(())
 }
 
-/// The body of `GET path` from the daemon's HTTP server.
+/// The body of `GET path` from the daemon's HTTP server (200 only).
 fn http_get(addr: std::net::SocketAddr, path: &str) -> Result<String> {
-    use std::io::{Read as _, Write as _};
-    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut reply = String::new();
-    s.read_to_string(&mut reply)?;
-    match reply.split_once("\r\n\r\n") {
-        Some((head, body)) if head.starts_with("HTTP/1.1 200") => Ok(body.to_owned()),
-        _ => bail!(
-            "GET {path}: {}",
-            reply.lines().next().unwrap_or("no answer")
-        ),
+    let (status, body) = crate::soak::http::request(&mut None, addr, path)?;
+    if status != 200 {
+        bail!("GET {path}: {status}");
     }
+    Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
 /// Step 6: where to look next.

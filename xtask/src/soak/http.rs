@@ -56,7 +56,9 @@ pub(crate) struct ClientResult {
     pub(crate) first_error: Option<(f64, u16, String)>,
 }
 
-fn request(
+/// `GET path` on `conn` (opened to `addr` when `None`, and again after the server closes it):
+/// the status and the body.
+pub(crate) fn request(
     conn: &mut Option<BufReader<TcpStream>>,
     addr: SocketAddr,
     path: &str,

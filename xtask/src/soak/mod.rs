@@ -7,7 +7,7 @@
 mod checkpoint;
 pub(crate) mod env;
 mod faults;
-mod http;
+pub(crate) mod http;
 mod logs;
 mod ping;
 #[cfg(test)]

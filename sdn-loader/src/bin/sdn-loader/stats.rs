@@ -85,6 +85,7 @@ pub(crate) fn stats(pin_dir: &Path, json: bool) -> Result<ExitCode> {
             .map(|r| (reason::name(r), reasons.get(&r).copied().unwrap_or(0)))
             .collect()
     };
+    let (passes, drops) = (by_verdict(true), by_verdict(false));
     // One look at the links, so the alarms and the health they come from agree.
     let health = sdn_loader::dataplane::pins::interface_health(pin_dir);
     let alarms = health
@@ -101,10 +102,10 @@ pub(crate) fn stats(pin_dir: &Path, json: bool) -> Result<ExitCode> {
         reasons: (0..reason::COUNT)
             .map(|r| (reason::name(r), reasons.get(&r).copied().unwrap_or(0)))
             .collect(),
-        passes: by_verdict(true),
-        drops: by_verdict(false),
-        passed: by_verdict(true).values().sum(),
-        dropped: by_verdict(false).values().sum(),
+        passed: passes.values().sum(),
+        dropped: drops.values().sum(),
+        passes,
+        drops,
     };
     // Exit 2 when the filter is not enforcing on a configured interface (see README).
     let code = if out.alarms.is_empty() {
