@@ -63,6 +63,18 @@ fn policy_benches(c: &mut Criterion) {
         });
         g.finish();
 
+        // What every export of the database pays: validating the whole policy it read.
+        let draft = policy.clone().into_draft();
+        let mut g = c.benchmark_group("validate");
+        g.sample_size(10)
+            .sampling_mode(SamplingMode::Flat)
+            .warm_up_time(Duration::from_millis(100));
+        g.throughput(Throughput::Elements(size as u64));
+        g.bench_function(BenchmarkId::from_parameter(size), |b| {
+            b.iter(|| draft.validate().map(|p| p.agreements.len()).ok());
+        });
+        g.finish();
+
         let mut loaded = match common::load(size) {
             Ok(l) => l,
             Err(e) => panic!("loading {size}: {e:#}"),

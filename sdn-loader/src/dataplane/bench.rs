@@ -7,6 +7,7 @@
 //! object holds them).
 
 use std::{
+    os::unix::fs::DirBuilderExt as _,
     path::{Path, PathBuf},
     sync::atomic::{AtomicU32, Ordering},
 };
@@ -96,10 +97,14 @@ impl PinDir {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
-        std::fs::create_dir(&path).map_err(|source| DataplaneError::PinDir {
-            path: path.clone(),
-            source,
-        })?;
+        // Root's only, like the pin tree: the filter's configuration is pinned in it.
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&path)
+            .map_err(|source| DataplaneError::PinDir {
+                path: path.clone(),
+                source,
+            })?;
         Ok(Self(path))
     }
 }
