@@ -5,6 +5,8 @@
 //! directory, attaches the real XDP program to both hub interfaces with `sdn-loader run`, and
 //! on drop (also when the test panics) detaches and purges the pins and deletes the
 //! namespaces. Only namespaces it created and documentation addresses are touched.
+//! [`HubPair`] does the same for a client and a service joined by two hubs (an active/passive
+//! pair), each with its own pin directory.
 //!
 //! Sockets are opened inside a namespace by a thread that entered it with `setns` (a
 //! socket stays in the namespace it was created in, whichever thread uses it later); kernel
@@ -15,7 +17,7 @@ use std::{
     collections::BTreeMap,
     fs::{self, File},
     io::{self, Write as _},
-    net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket},
+    net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket},
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
     path::{Path, PathBuf},
     process::{Command, Output},
@@ -233,33 +235,7 @@ impl Topology {
 
     /// `sdn-loader stats --json`.
     pub fn stats(&self) -> Stats {
-        let out = run_ok(
-            Command::new(&*LOADER)
-                .args(["stats", "--json", "--pin-dir"])
-                .arg(&self.pin_dir),
-        );
-        let stats: Stats =
-            serde_json::from_str(&out).unwrap_or_else(|e| panic!("stats --json: {e}:\n{out}"));
-        // The pass/drop split is every reason once, on the side the program's table says.
-        for (name, n) in &stats.reasons {
-            let passes = (0..sdn_common::reason::COUNT)
-                .find(|&r| sdn_common::reason::name(r) == name)
-                .is_some_and(sdn_common::reason::passes);
-            let side = if passes { &stats.passes } else { &stats.drops };
-            assert_eq!(
-                side.get(name),
-                Some(n),
-                "stats --json: {name} split wrongly:\n{out}"
-            );
-        }
-        assert_eq!(
-            stats.passes.len() + stats.drops.len(),
-            stats.reasons.len(),
-            "{out}"
-        );
-        assert_eq!(stats.passed, stats.passes.values().sum::<u64>(), "{out}");
-        assert_eq!(stats.dropped, stats.drops.values().sum::<u64>(), "{out}");
-        stats
+        read_stats(&self.pin_dir)
     }
 
     /// Limits the client's and the service's interfaces to one segment per GSO packet, so
@@ -316,6 +292,444 @@ impl Drop for Topology {
         }
         let _ = fs::remove_dir_all(&self.tmp);
     }
+}
+
+/// One of the two hubs of a [`HubPair`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hub {
+    /// The hub the routes point to after [`HubPair::up`] (the active one).
+    A,
+    /// The other hub (the passive one, until the routes move to it).
+    B,
+}
+
+impl Hub {
+    /// Both hubs.
+    pub const BOTH: [Self; 2] = [Self::A, Self::B];
+
+    /// `'a'` or `'b'`: the letter in the hub's interface and pin directory names.
+    pub fn letter(self) -> char {
+        match self {
+            Self::A => 'a',
+            Self::B => 'b',
+        }
+    }
+}
+
+/// Transit link `k` of a [`HubPair`] (0: client-A, 1: client-B, 2: service-A, 3: service-B)
+/// is 192.0.2.(4k)/30: the client's or the service's end is .(4k+1), the hub's .(4k+2).
+fn hub_pair_link(k: u8, hub_end: bool) -> Ipv4Addr {
+    Ipv4Addr::new(192, 0, 2, 4 * k + 1 + u8::from(hub_end))
+}
+
+/// A client and a service joined by two hubs, A and B (an active/passive hub pair), each
+/// routing between the two sides with its own `sdn-loader` pin directory and the same policy
+/// attached to both of its interfaces; torn down on drop (also when the test panics).
+///
+/// ```text
+///                 PREFIX-client (198.51.100.10 on lo)
+///        PREFIXca 192.0.2.1/30        PREFIXcb 192.0.2.5/30
+///              |                            |
+///        PREFIXac 192.0.2.2/30        PREFIXbc 192.0.2.6/30
+///           PREFIX-hubA                  PREFIX-hubB
+///        PREFIXas 192.0.2.10/30       PREFIXbs 192.0.2.14/30
+///              |                            |
+///        PREFIXsa 192.0.2.9/30        PREFIXsb 192.0.2.13/30
+///                 PREFIX-service (203.0.113.10 on lo)
+/// ```
+///
+/// The client's address ([`HubPair::CLIENT`]) and the service's ([`HubPair::SERVICE`]) sit on
+/// their loopback interfaces; which hub carries the traffic is only a matter of the client's
+/// route to 203.0.113.0/24 and the service's route to 198.51.100.0/24 ([`HubPair::route_via`]).
+/// Both hubs always have routes to both sides. Every neighbour entry on the transit links is
+/// permanent (no ARP, so moving the routes never queues a packet behind address resolution),
+/// IPv6 is disabled in the four namespaces (no neighbour discovery or MLD frames: the only IP
+/// packets are the test's), and reverse-path filtering is off (while the routes move, a
+/// packet may come back over the other hub). Only namespaces it created and documentation
+/// addresses are touched.
+#[derive(Debug)]
+pub struct HubPair {
+    /// Name prefix of namespaces, interfaces and pin directories.
+    pub prefix: String,
+    /// The policy file both hubs were started with.
+    pub policy: PathBuf,
+    tmp: PathBuf,
+}
+
+impl HubPair {
+    /// The client's address (on its loopback interface).
+    pub const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
+    /// The service's address (on its loopback interface).
+    pub const SERVICE: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+
+    /// Builds the four namespaces for a test (`tag`: 1-2 characters unique among the tests of
+    /// this binary), writes `policy` (TOML), attaches the filter on both hubs and routes both
+    /// directions through hub A.
+    pub fn up(tag: &str, policy: &str) -> Self {
+        assert!(
+            is_root(),
+            "hub-pair tests need root (network namespaces, XDP, bpffs)"
+        );
+        assert!(
+            (1..=2).contains(&tag.len()) && tag.chars().all(|c| c.is_ascii_alphanumeric()),
+            "tag {tag:?}: 1-2 alphanumeric characters"
+        );
+        // "hp" + pid in hex (<= 6 digits) + tag; interface names add 2 characters (<= 15).
+        let prefix = format!("hp{:x}{tag}", std::process::id());
+        assert!(prefix.len() + 2 <= 15, "prefix {prefix} too long");
+        let tmp = std::env::temp_dir().join(format!("sdn-{prefix}"));
+        let pair = Self {
+            policy: tmp.join("policy.toml"),
+            prefix,
+            tmp,
+        };
+        // From here on the guard exists: a panic below still tears down what was built.
+        // Leftovers of a crashed earlier process with the same pid are ours by name.
+        pair.remove_pins();
+        pair.delete_namespaces();
+        let _ = fs::remove_dir_all(&pair.tmp);
+        fs::create_dir_all(&pair.tmp).expect("creating the temporary directory");
+        fs::write(&pair.policy, policy).expect("writing the policy");
+        pair.build();
+        for hub in Hub::BOTH {
+            pair.attach(hub);
+        }
+        pair.route_via(Hub::A);
+        pair
+    }
+
+    /// The client namespace.
+    pub fn client(&self) -> String {
+        format!("{}-client", self.prefix)
+    }
+
+    /// The service namespace.
+    pub fn service(&self) -> String {
+        format!("{}-service", self.prefix)
+    }
+
+    /// A hub's namespace.
+    pub fn hub(&self, hub: Hub) -> String {
+        match hub {
+            Hub::A => format!("{}-hubA", self.prefix),
+            Hub::B => format!("{}-hubB", self.prefix),
+        }
+    }
+
+    /// A hub's interfaces facing the client and the service: where its filter sits.
+    pub fn hub_ifaces(&self, hub: Hub) -> [String; 2] {
+        let l = hub.letter();
+        [
+            format!("{}{l}c", self.prefix),
+            format!("{}{l}s", self.prefix),
+        ]
+    }
+
+    /// The client's interfaces towards hub A and hub B.
+    pub fn client_ifaces(&self) -> [String; 2] {
+        [format!("{}ca", self.prefix), format!("{}cb", self.prefix)]
+    }
+
+    /// The service's interfaces towards hub A and hub B.
+    pub fn service_ifaces(&self) -> [String; 2] {
+        [format!("{}sa", self.prefix), format!("{}sb", self.prefix)]
+    }
+
+    /// A hub's pin directory on bpffs.
+    pub fn pin_dir(&self, hub: Hub) -> PathBuf {
+        Path::new(BPFFS).join(format!("{}-{}", self.prefix, hub.letter()))
+    }
+
+    fn namespaces(&self) -> [String; 4] {
+        [
+            self.client(),
+            self.hub(Hub::A),
+            self.hub(Hub::B),
+            self.service(),
+        ]
+    }
+
+    fn iface_args(&self, hub: Hub) -> Vec<String> {
+        let mut args = vec!["--netns".to_owned(), self.hub(hub)];
+        for i in self.hub_ifaces(hub) {
+            args.push("--iface".to_owned());
+            args.push(i);
+        }
+        args.push("--pin-dir".to_owned());
+        args.push(self.pin_dir(hub).display().to_string());
+        args
+    }
+
+    fn build(&self) {
+        for ns in self.namespaces() {
+            run_ok(Command::new("ip").args(["netns", "add", &ns]));
+            run_ok(Command::new("ip").args(["-n", &ns, "link", "set", "lo", "up"]));
+            run_ok(
+                Command::new("ip")
+                    .args(["netns", "exec", &ns, "sysctl", "-qw"])
+                    .args([
+                        "net.ipv4.conf.all.rp_filter=0",
+                        "net.ipv4.conf.default.rp_filter=0",
+                        "net.ipv6.conf.all.disable_ipv6=1",
+                        "net.ipv6.conf.default.disable_ipv6=1",
+                    ]),
+            );
+        }
+        for hub in Hub::BOTH {
+            run_ok(Command::new("ip").args([
+                "netns",
+                "exec",
+                &self.hub(hub),
+                "sysctl",
+                "-qw",
+                "net.ipv4.ip_forward=1",
+            ]));
+        }
+        let [ca, cb] = self.client_ifaces();
+        let [sa, sb] = self.service_ifaces();
+        let [ac, as_] = self.hub_ifaces(Hub::A);
+        let [bc, bs] = self.hub_ifaces(Hub::B);
+        let links = [
+            (self.client(), ca, Hub::A, ac),
+            (self.client(), cb, Hub::B, bc),
+            (self.service(), sa, Hub::A, as_),
+            (self.service(), sb, Hub::B, bs),
+        ];
+        for (k, (end_ns, end, hub, hub_if)) in (0u8..).zip(&links) {
+            let hub_ns = self.hub(*hub);
+            run_ok(Command::new("ip").args([
+                "link", "add", end, "netns", end_ns, "type", "veth", "peer", "name", hub_if,
+                "netns", &hub_ns,
+            ]));
+            for (ns, iface, addr) in [
+                (end_ns, end, hub_pair_link(k, false)),
+                (&hub_ns, hub_if, hub_pair_link(k, true)),
+            ] {
+                run_ok(Command::new("ip").args([
+                    "-n",
+                    ns,
+                    "addr",
+                    "add",
+                    &format!("{addr}/30"),
+                    "dev",
+                    iface,
+                ]));
+                run_ok(Command::new("ip").args(["-n", ns, "link", "set", iface, "up"]));
+            }
+            // Permanent neighbours both ways.
+            for (ns, iface, peer_ns, peer_if, peer_addr) in [
+                (end_ns, end, &hub_ns, hub_if, hub_pair_link(k, true)),
+                (&hub_ns, hub_if, end_ns, end, hub_pair_link(k, false)),
+            ] {
+                let mac = mac_of(peer_ns, peer_if);
+                run_ok(Command::new("ip").args([
+                    "-n",
+                    ns,
+                    "neigh",
+                    "replace",
+                    &peer_addr.to_string(),
+                    "lladdr",
+                    &mac,
+                    "dev",
+                    iface,
+                    "nud",
+                    "permanent",
+                ]));
+            }
+        }
+        for (ns, addr) in [
+            (self.client(), Self::CLIENT),
+            (self.service(), Self::SERVICE),
+        ] {
+            run_ok(Command::new("ip").args([
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{addr}/32"),
+                "dev",
+                "lo",
+            ]));
+        }
+        // Each hub reaches the client's side over link 0/1 and the service's over link 2/3.
+        for (hub, to_client, to_service) in [(Hub::A, 0, 2), (Hub::B, 1, 3)] {
+            for (dst, k) in [
+                ("198.51.100.0/24", to_client),
+                ("203.0.113.0/24", to_service),
+            ] {
+                run_ok(Command::new("ip").args([
+                    "-n",
+                    &self.hub(hub),
+                    "route",
+                    "add",
+                    dst,
+                    "via",
+                    &hub_pair_link(k, false).to_string(),
+                ]));
+            }
+        }
+    }
+
+    /// Routes both directions through `hub`: the client's route to 203.0.113.0/24 first,
+    /// then the service's route to 198.51.100.0/24 (`ip route replace`, so established
+    /// sockets follow on their next packet).
+    pub fn route_via(&self, hub: Hub) {
+        let (client_link, service_link) = match hub {
+            Hub::A => (0, 2),
+            Hub::B => (1, 3),
+        };
+        for (ns, dst, k, src) in [
+            (self.client(), "203.0.113.0/24", client_link, Self::CLIENT),
+            (
+                self.service(),
+                "198.51.100.0/24",
+                service_link,
+                Self::SERVICE,
+            ),
+        ] {
+            run_ok(Command::new("ip").args([
+                "-n",
+                &ns,
+                "route",
+                "replace",
+                dst,
+                "via",
+                &hub_pair_link(k, true).to_string(),
+                "src",
+                &src.to_string(),
+            ]));
+        }
+    }
+
+    /// `sdn-loader run` with the policy on `hub`'s two interfaces and its own pin directory:
+    /// attaches (or swaps the program into the pinned links). Panics on failure. Returns
+    /// stdout.
+    pub fn attach(&self, hub: Hub) -> String {
+        run_ok(
+            Command::new(&*LOADER)
+                .arg("run")
+                .args(self.iface_args(hub))
+                .arg("--policy")
+                .arg(&self.policy),
+        )
+    }
+
+    /// `sdn-loader stats --json` of `hub`.
+    pub fn stats(&self, hub: Hub) -> Stats {
+        read_stats(&self.pin_dir(hub))
+    }
+
+    /// One segment per GSO packet on the client's and the service's four interfaces (see
+    /// [`Topology::one_segment_per_packet`]): their IP counters then count frames.
+    pub fn one_segment_per_packet(&self) {
+        for (ns, ifaces) in [
+            (self.client(), self.client_ifaces()),
+            (self.service(), self.service_ifaces()),
+        ] {
+            for iface in ifaces {
+                run_ok(Command::new("ip").args([
+                    "-n",
+                    &ns,
+                    "link",
+                    "set",
+                    "dev",
+                    &iface,
+                    "gso_max_segs",
+                    "1",
+                ]));
+            }
+        }
+    }
+
+    fn remove_pins(&self) {
+        for hub in Hub::BOTH {
+            let dir = self.pin_dir(hub);
+            if dir.exists() {
+                if let Err(e) = fs::remove_dir_all(&dir) {
+                    eprintln!("removing {}: {e}", dir.display());
+                }
+            }
+        }
+    }
+
+    fn delete_namespaces(&self) {
+        for ns in self.namespaces() {
+            if Path::new(NETNS_DIR).join(&ns).exists() {
+                let (ok, err) = outcome(Command::new("ip").args(["netns", "del", &ns]));
+                if !ok {
+                    eprintln!("cleanup: ip netns del {ns}: {}", err.trim());
+                }
+            }
+        }
+    }
+}
+
+impl Drop for HubPair {
+    fn drop(&mut self) {
+        for hub in Hub::BOTH {
+            if self.pin_dir(hub).exists() {
+                let out = run(Command::new(&*LOADER)
+                    .arg("detach")
+                    .args(self.iface_args(hub))
+                    .arg("--purge"));
+                if !out.status.success() && self.pin_dir(hub).exists() {
+                    eprintln!(
+                        "cleanup: hub {hub:?}: detach --purge: {}",
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    );
+                }
+            }
+        }
+        // As for Topology: removing the pins releases what detaching could not, deleting the
+        // namespaces releases the interfaces.
+        self.remove_pins();
+        self.delete_namespaces();
+        let _ = fs::remove_dir_all(&self.tmp);
+    }
+}
+
+/// The MAC address of `iface` in namespace `ns`.
+fn mac_of(ns: &str, iface: &str) -> String {
+    let out = run_ok(Command::new("ip").args(["-n", ns, "-o", "link", "show", "dev", iface]));
+    let mut words = out.split_whitespace();
+    words
+        .find(|w| *w == "link/ether")
+        .and_then(|_| words.next())
+        .unwrap_or_else(|| panic!("no MAC address of {iface} in {ns}: {out}"))
+        .to_owned()
+}
+
+/// `sdn-loader stats --json` of the data plane pinned under `pin_dir`, with the checks every
+/// stats call of the tests makes (each reason once, on the side the program's table says;
+/// totals are their sums).
+pub fn read_stats(pin_dir: &Path) -> Stats {
+    let out = run_ok(
+        Command::new(&*LOADER)
+            .args(["stats", "--json", "--pin-dir"])
+            .arg(pin_dir),
+    );
+    let stats: Stats =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("stats --json: {e}:\n{out}"));
+    // The pass/drop split is every reason once, on the side the program's table says.
+    for (name, n) in &stats.reasons {
+        let passes = (0..sdn_common::reason::COUNT)
+            .find(|&r| sdn_common::reason::name(r) == name)
+            .is_some_and(sdn_common::reason::passes);
+        let side = if passes { &stats.passes } else { &stats.drops };
+        assert_eq!(
+            side.get(name),
+            Some(n),
+            "stats --json: {name} split wrongly:\n{out}"
+        );
+    }
+    assert_eq!(
+        stats.passes.len() + stats.drops.len(),
+        stats.reasons.len(),
+        "{out}"
+    );
+    assert_eq!(stats.passed, stats.passes.values().sum::<u64>(), "{out}");
+    assert_eq!(stats.dropped, stats.drops.values().sum::<u64>(), "{out}");
+    stats
 }
 
 /// `sdn-loader stats --json`.
@@ -725,4 +1139,14 @@ pub fn eventually(timeout: Duration, mut check: impl FnMut() -> Result<(), Strin
             Err(_) => thread::sleep(Duration::from_millis(50)),
         }
     }
+}
+
+/// Bytes written to TCP socket `s` that the peer has not acknowledged yet, unsent ones
+/// included (`SIOCOUTQ`). Zero once everything sent was acknowledged.
+pub fn unacknowledged_bytes(s: &TcpStream) -> usize {
+    let mut n: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ (= TIOCOUTQ) writes one int through the pointer.
+    let rc = unsafe { libc::ioctl(s.as_raw_fd(), libc::TIOCOUTQ, &raw mut n) };
+    assert_eq!(rc, 0, "SIOCOUTQ: {}", io::Error::last_os_error());
+    usize::try_from(n).unwrap_or(0)
 }
