@@ -137,6 +137,7 @@ fn latency(backend: &str, dir: &Path, pin_dir: &Path) -> Result<()> {
                 opts: &opts,
                 once: false,
                 resume: None,
+                ready: None,
             };
             follow(&rt, &mut dp, what, &stop);
             Ok(())

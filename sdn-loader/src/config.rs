@@ -9,6 +9,7 @@
 //! mode = "native"                         # or "generic"
 //! pin_dir = "/sys/fs/bpf/sdn"
 //! state_dir = "/var/lib/sdn"
+//! log_format = "text"                     # or "json": one object per line
 //!
 //! [sync]
 //! poll_ms = 50                            # revision check (PostgreSQL also wakes on NOTIFY)
@@ -43,7 +44,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{
     dataplane::Capacities,
@@ -90,10 +91,13 @@ pub enum ConfigError {
         /// What is wrong.
         message: &'static str,
     },
+    /// The configuration could not be written out as TOML.
+    #[error("writing the configuration as TOML")]
+    Render(#[source] toml::ser::Error),
 }
 
 /// The blast-radius guard's thresholds.
-#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GuardConfig {
     /// Hold syncs that would do harm (on by default).
@@ -115,7 +119,7 @@ impl Default for GuardConfig {
 }
 
 /// The read-only HTTP server (`[http]`).
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     /// Address to listen on (`off`: no server, for `run --db`).
@@ -143,7 +147,7 @@ impl Default for HttpConfig {
 }
 
 /// The KPI collector and the metrics it exports (`[kpi]`).
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KpiConfig {
     /// Seconds between collection passes (0: none, for `run --db`).
@@ -168,7 +172,7 @@ impl Default for KpiConfig {
 }
 
 /// Live-sync timing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SyncConfig {
     /// How often the revision is checked, in milliseconds.
@@ -188,7 +192,7 @@ impl Default for SyncConfig {
 
 /// Map sizes, fixed when the maps are first created (pinned maps keep theirs). A policy that
 /// does not fit is refused whole.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MapsConfig {
     /// Counter slots (agreements in force).
@@ -239,6 +243,7 @@ struct RawConfig {
     mode: Option<String>,
     pin_dir: Option<PathBuf>,
     state_dir: Option<PathBuf>,
+    log_format: Option<String>,
     #[serde(default)]
     sync: SyncConfig,
     #[serde(default)]
@@ -260,6 +265,8 @@ pub struct Config {
     pub path: Option<PathBuf>,
     /// This router's name in the database.
     pub router: String,
+    /// Whether the file named the router (`false`: `router` is the host name).
+    pub router_named: bool,
     /// Interfaces to attach to.
     pub interfaces: Vec<String>,
     /// Agreement database URL.
@@ -270,6 +277,8 @@ pub struct Config {
     pub pin_dir: Option<PathBuf>,
     /// Where the loader keeps its own state (the policy in force, for `plan`).
     pub state_dir: PathBuf,
+    /// How log lines are written.
+    pub log_format: LogFormat,
     /// Live-sync timing.
     pub sync: SyncConfig,
     /// Blast-radius guard.
@@ -303,6 +312,26 @@ impl XdpMode {
     }
 }
 
+/// How log lines are written to standard error.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per event (for journald and SIEMs).
+    Json,
+}
+
+impl LogFormat {
+    /// The name used in flags and the configuration file.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Json => "json",
+        }
+    }
+}
+
 /// The default state directory.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/sdn";
 
@@ -320,11 +349,13 @@ impl Default for Config {
         Self {
             path: None,
             router: hostname(),
+            router_named: false,
             interfaces: Vec::new(),
             database: None,
             mode: None,
             pin_dir: None,
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            log_format: LogFormat::Text,
             sync: SyncConfig::default(),
             guard: GuardConfig::default(),
             maps: MapsConfig::default(),
@@ -409,6 +440,11 @@ impl Config {
             Some("generic") => Some(XdpMode::Generic),
             Some(_) => return Err(value_err("mode", "must be \"native\" or \"generic\"")),
         };
+        let log_format = match raw.log_format.as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(_) => return Err(value_err("log_format", "must be \"text\" or \"json\"")),
+        };
         if raw.router.as_deref().is_some_and(str::is_empty) {
             return Err(value_err("router", "must not be empty"));
         }
@@ -433,6 +469,7 @@ impl Config {
             }
         };
         Ok(Self {
+            router_named: raw.router.is_some(),
             router: raw.router.unwrap_or_else(hostname),
             interfaces: raw.interfaces,
             database: raw.database,
@@ -441,6 +478,7 @@ impl Config {
             state_dir: raw
                 .state_dir
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+            log_format,
             sync: raw.sync,
             guard: raw.guard,
             maps: raw.maps,
@@ -449,6 +487,71 @@ impl Config {
             infrastructure,
             path: Some(path),
         })
+    }
+}
+
+/// The configuration as a file states it, every key with its value in effect (`config show`).
+#[derive(Serialize)]
+struct Shown<'a> {
+    router: &'a str,
+    interfaces: &'a [String],
+    database: String,
+    mode: &'static str,
+    pin_dir: &'a Path,
+    state_dir: &'a Path,
+    log_format: &'static str,
+    sync: SyncConfig,
+    guard: GuardConfig,
+    maps: MapsConfig,
+    http: &'a HttpConfig,
+    kpi: &'a KpiConfig,
+    infrastructure: Vec<ShownInfra>,
+}
+
+#[derive(Serialize)]
+struct ShownInfra {
+    prefix: String,
+    protocol: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ports: Vec<String>,
+}
+
+impl Config {
+    /// Every setting in effect, in the file's format: defaults filled in, the database URL's
+    /// password masked. Parsing the text gives this configuration back (less the password).
+    ///
+    /// # Errors
+    /// [`ConfigError::Render`] (a value TOML cannot hold).
+    pub fn render(&self) -> Result<String, ConfigError> {
+        let database = self
+            .database
+            .clone()
+            .unwrap_or_else(|| crate::db::DEFAULT_URL.to_owned());
+        let shown = Shown {
+            router: &self.router,
+            interfaces: &self.interfaces,
+            database: crate::db::redact_url(&database),
+            mode: self.mode.unwrap_or(XdpMode::Native).name(),
+            pin_dir: self
+                .pin_dir
+                .as_deref()
+                .unwrap_or_else(|| Path::new(crate::paths::DEFAULT_PIN_DIR)),
+            state_dir: &self.state_dir,
+            log_format: self.log_format.name(),
+            sync: self.sync,
+            guard: self.guard,
+            maps: self.maps,
+            http: &self.http,
+            kpi: &self.kpi,
+            infrastructure: (self.infrastructure.iter())
+                .map(|i| ShownInfra {
+                    prefix: i.prefix.to_string(),
+                    protocol: i.protocol.name(),
+                    ports: i.ports.iter().map(ToString::to_string).collect(),
+                })
+                .collect(),
+        };
+        toml::to_string(&shown).map_err(ConfigError::Render)
     }
 }
 
@@ -475,9 +578,76 @@ mod tests {
         assert_eq!(c.mode, Some(XdpMode::Native));
         assert_eq!(c.pin_dir.as_deref(), Some(Path::new("/sys/fs/bpf/sdn")));
         assert_eq!(
-            (&c.state_dir, c.sync, c.guard, c.maps, &c.http, &c.kpi),
-            (&d.state_dir, d.sync, d.guard, d.maps, &d.http, &d.kpi)
+            (
+                &c.state_dir,
+                c.log_format,
+                c.sync,
+                c.guard,
+                c.maps,
+                &c.http,
+                &c.kpi
+            ),
+            (
+                &d.state_dir,
+                d.log_format,
+                d.sync,
+                d.guard,
+                d.maps,
+                &d.http,
+                &d.kpi
+            )
         );
+    }
+
+    /// `config show` writes every setting in effect; reading it back gives the same
+    /// configuration, but for the password, which is masked.
+    #[test]
+    fn the_rendered_configuration_reads_back_the_same_without_the_password() {
+        let c = parse(
+            r#"
+router = "hub-1"
+interfaces = ["veth0"]
+database = "postgres://sdn:s3cret@db.example/sdn"
+mode = "generic"
+log_format = "json"
+[kpi]
+metrics_agreements = "100"
+[[infrastructure]]
+prefix = "192.0.2.0/28"
+protocol = "tcp"
+ports = ["179", "8000-8100"]
+"#,
+        )
+        .unwrap();
+        let text = c.render().unwrap();
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(text.contains("postgres://sdn:***@db.example/sdn"), "{text}");
+        let back = parse(&text).unwrap();
+        assert_eq!(
+            back.database.as_deref(),
+            Some("postgres://sdn:***@db.example/sdn")
+        );
+        let restore = |mut b: Config| {
+            b.database.clone_from(&c.database);
+            b
+        };
+        let mut want = c.clone();
+        assert!(want.router_named);
+        // Unset values are shown as the defaults they stand for.
+        want.pin_dir = Some(PathBuf::from(crate::paths::DEFAULT_PIN_DIR));
+        assert_eq!(restore(back), want);
+        assert_eq!(want.log_format, LogFormat::Json);
+        let defaults = Config::default().render().unwrap();
+        for key in [
+            "[sync]",
+            "[guard]",
+            "[maps]",
+            "[http]",
+            "[kpi]",
+            "log_format = \"text\"",
+        ] {
+            assert!(defaults.contains(key), "{key} missing from\n{defaults}");
+        }
     }
 
     #[test]

@@ -248,3 +248,128 @@ fn http_and_kpi_settings_come_from_the_file() {
         stderr(&out)
     );
 }
+
+/// `config check` passes a valid file (exit 0) and warns, in the chosen log format, about
+/// doubtful settings; a wrong key or value exits 1 naming it.
+#[test]
+fn config_check_judges_the_file_and_logs_in_the_chosen_format() {
+    let s = Setup::new(false);
+    std::fs::write(
+        &s.config,
+        "router = \"hub-cfg\"\n[http]\nlisten = \"0.0.0.0:9640\"\n",
+    )
+    .unwrap();
+    let out = s.loader(&["--log-format", "json", "config", "check"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("valid (router hub-cfg"), "{stdout}");
+    // Every line on stderr is one JSON object; the warnings name what they doubt.
+    let events: Vec<serde_json::Value> = (stderr(&out).lines())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let warned = |needle: &str| {
+        events.iter().any(|e| {
+            e["level"] == "WARN" && e["message"].as_str().is_some_and(|m| m.contains(needle))
+        })
+    };
+    assert!(warned("no `interfaces`"), "{events:?}");
+    assert!(warned("beyond this host"), "{events:?}");
+    assert!(
+        events.iter().any(|e| e["listen"] == "0.0.0.0:9640"),
+        "{events:?}"
+    );
+
+    // The same from the file's `log_format`, and the text format by default.
+    std::fs::write(&s.config, "log_format = \"json\"\n").unwrap();
+    let out = s.loader(&["config", "check"]);
+    assert!(
+        stderr(&out).lines().all(|l| l.starts_with('{')),
+        "{}",
+        stderr(&out)
+    );
+    let out = s.loader(&["--log-format", "text", "config", "check"]);
+    assert!(stderr(&out).contains("WARN"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains('{'), "{}", stderr(&out));
+
+    for (text, named) in [
+        ("routr = \"x\"\n", "routr"),
+        ("log_format = \"xml\"\n", "log_format"),
+        ("[kpi]\nretention = \"weeks\"\n", "kpi.retention"),
+    ] {
+        std::fs::write(&s.config, text).unwrap();
+        let out = s.loader(&["config", "check"]);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(stderr(&out).contains(named), "{text}: {}", stderr(&out));
+    }
+}
+
+/// `config show` prints every setting in effect, flags over file over defaults, in the
+/// file's format (it reads back as a valid file) with the database password masked.
+#[test]
+fn config_show_prints_the_merged_settings_without_the_password() {
+    let s = Setup::new(false);
+    std::fs::write(
+        &s.config,
+        "router = \"hub-cfg\"\ndatabase = \"postgres://sdn:hunter2@db.example/sdn\"\n[sync]\npoll_ms = 75\n",
+    )
+    .unwrap();
+    let out = s.loader(&["config", "show", "--pin-dir", "/sys/fs/bpf/flag-pins"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!text.contains("hunter2"), "{text}");
+    for line in [
+        "router = \"hub-cfg\"",
+        "database = \"postgres://sdn:***@db.example/sdn\"",
+        "pin_dir = \"/sys/fs/bpf/flag-pins\"",
+        "poll_ms = 75",
+        "reconcile_s = 300",
+        "listen = \"127.0.0.1:9640\"",
+        "metrics_agreements = \"all\"",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line} missing from\n{text}"
+        );
+    }
+    let out = s.loader(&["config", "show", "--router", "hub-flag"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("router = \"hub-flag\""), "{text}");
+    // What it prints is a configuration file the loader accepts.
+    std::fs::write(&s.config, &text).unwrap();
+    let out = s.loader(&["config", "check"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// A fleet's KPIs are told apart by router name: `kpi collect` and `kpi serve` warn when
+/// neither a flag nor the file names the router, and say nothing when one does.
+#[test]
+fn kpi_commands_warn_when_no_router_is_named() {
+    let s = Setup::new(true);
+    let pins = s.pins();
+    let collect = |config: &str, extra: &[&str]| {
+        std::fs::write(&s.config, config).unwrap();
+        let mut args = vec![
+            "kpi",
+            "collect",
+            "--once",
+            "--pin-dir",
+            pins.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        stderr(&s.loader(&args))
+    };
+    let db = format!(
+        "database = \"sqlite://{}\"\n",
+        s.dir.path().join("sdn.db").display()
+    );
+    let unnamed = collect(&db, &[]);
+    let host = sdn_loader::config::hostname();
+    assert!(
+        unnamed.contains(&format!("under the host name {host}")),
+        "{unnamed}"
+    );
+    let named = collect(&format!("router = \"hub-cfg\"\n{db}"), &[]);
+    assert!(!named.contains("under the host name"), "{named}");
+    let flagged = collect(&db, &["--router", "hub-flag"]);
+    assert!(!flagged.contains("under the host name"), "{flagged}");
+}

@@ -99,11 +99,30 @@ fn server(nofile: Option<u64>, args: &[&str]) -> Server {
     s
 }
 
-/// A sample of `/metrics` (`name` with its labels as written, e.g. `x{reason="a"}`).
+/// A line of `/metrics` without its `router` label (which every series carries).
+fn without_router(line: &str) -> String {
+    let Some(start) = line.find("router=\"") else {
+        return line.to_owned();
+    };
+    let end = line[start + 8..]
+        .find('"')
+        .map_or(line.len(), |e| start + 8 + e + 1);
+    match (&line[..start], &line[end..]) {
+        (head, tail) if head.ends_with('{') && tail.starts_with('}') => {
+            format!("{}{}", &head[..head.len() - 1], &tail[1..])
+        }
+        (head, tail) if head.ends_with(',') => format!("{}{tail}", &head[..head.len() - 1]),
+        (head, tail) => format!("{head}{}", tail.strip_prefix(',').unwrap_or(tail)),
+    }
+}
+
+/// A sample of `/metrics` (`name` with its labels as written but `router`, e.g.
+/// `x{reason="a"}`).
 fn sample(metrics: &str, name: &str) -> u64 {
     metrics
         .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .map(without_router)
+        .find_map(|l| Some(l.strip_prefix(name)?.strip_prefix(' ')?.to_owned()))
         .unwrap_or_else(|| panic!("{name} not in /metrics:\n{metrics}"))
         .trim()
         .parse()

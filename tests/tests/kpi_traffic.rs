@@ -209,6 +209,35 @@ fn kpis_equal_traffic_across_restart_and_policy_change() {
             "sdn_agreement_info{agreement=\"1004\",client=\"ouh-clinic\",service=\"fmk\""
         )
     );
+    // Zabbix discovers exactly the agreements /metrics has series for (1001, revoked, is
+    // not among them), with their state; the daemon is ready, having synced.
+    let addr = "127.0.0.1:9640".parse().unwrap();
+    let (status, body) = support::http::get(
+        addr,
+        "/api/v1/zabbix/discovery",
+        std::time::Duration::from_secs(10),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let discovered: std::collections::BTreeSet<String> = (v["data"].as_array().unwrap().iter())
+        .map(|d| d["{#AGREEMENT}"].as_str().unwrap().to_owned())
+        .collect();
+    let with_series: std::collections::BTreeSet<String> = (scrape.samples.iter())
+        .filter(|s| s.metric == "sdn_agreement_forward_packets_total")
+        .filter_map(|s| s.labels.get("agreement").map(str::to_owned))
+        .collect();
+    assert_eq!(discovered, with_series);
+    assert!(discovered.contains("1004") && !discovered.contains("1001"));
+    assert!(
+        (v["data"].as_array().unwrap().iter())
+            .any(|d| d["{#AGREEMENT}"] == "1004" && d["{#STATE}"] == "approved"),
+        "{v}"
+    );
+    let (status, body) =
+        support::http::get(addr, "/healthz", std::time::Duration::from_secs(10)).unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"synced\""), "{body}");
     // Denied traffic shows as a drop reason: ping to pacs (no icmp endpoint).
     assert_eq!(ping(&prefix, "203.0.113.20", 1), 0);
 
@@ -503,6 +532,7 @@ fn measure_kpi() {
                 router: "m".into(),
                 cardinality: sdn_loader::kpi::metrics::Cardinality::All,
                 connections: std::sync::Arc::default(),
+                ready: None,
             };
             let mut times = Vec::new();
             let mut size = 0;

@@ -29,7 +29,7 @@ fn follows_the_database_and_fails_static() {
     let url = format!("sqlite://{}", db_path.display());
     let policy = workspace_root().join("examples/demo-policy.toml");
     loader(&["db", "--db", &url, "import", policy.to_str().unwrap()]);
-    g.spawn(&url, "sync-test");
+    let run1 = g.spawn(&url, "sync-test");
     g.wait_attached();
     wait_for("an allowed ping", Duration::from_secs(5), || {
         ping(&prefix, "203.0.113.10")
@@ -100,6 +100,15 @@ fn follows_the_database_and_fails_static() {
         ping(&prefix, "203.0.113.10")
     });
     let before = g.forward_packets(1004).expect("agreement 1004 in force");
+    // Each apply logged what it changed, by agreement id and name.
+    let text = std::fs::read_to_string(&run1).unwrap();
+    for line in [
+        "revision 1 changes: gained ",
+        "revision 2 changes: gained none; lost 1 (1001 ouh-clinic -> ",
+        "revision 3 changes: gained 1 (1004 ouh-clinic -> ",
+    ] {
+        assert!(text.contains(line), "{line} missing from the log:\n{text}");
+    }
 
     // kill -9 the loader and take the database away: the data plane keeps the last policy
     // and keeps counting.

@@ -179,7 +179,9 @@ fn test(no_lint: bool, no_kernel: bool, args: &[String]) -> Result<()> {
         .env("SDN_TEST_POSTGRES_URL", &pg_url)
         .env("SDN_REQUIRE_POSTGRES", "1")
         // A test that needs root fails here instead of skipping itself.
-        .env("SDN_REQUIRE_ROOT", "1"));
+        .env("SDN_REQUIRE_ROOT", "1")
+        // So do the status page and report drawings without Chromium (setup installs it).
+        .env("SDN_REQUIRE_CHROMIUM", "1"));
     let _ = Command::new("bash")
         .arg(&pg_script)
         .args(["stop", &pg_dir.to_string_lossy()])

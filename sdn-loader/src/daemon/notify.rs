@@ -48,3 +48,34 @@ impl Watchdog {
         }
     }
 }
+
+/// Whether the daemon is ready: set once, by the first sync step that leaves the database's
+/// policy in force (applied, or found already in force), and never unset. `/healthz` answers
+/// 503 until then, and systemd hears `READY=1` at that moment, with the status line given.
+#[derive(Clone, Debug, Default)]
+pub struct Readiness {
+    ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    status: std::sync::Arc<str>,
+}
+
+impl Readiness {
+    /// Not ready yet; `status` is the line systemd shows once it is.
+    pub fn new(status: &str) -> Self {
+        Self {
+            ready: std::sync::Arc::default(),
+            status: status.into(),
+        }
+    }
+
+    /// Whether the first sync has succeeded.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Marks the daemon ready (the first call tells systemd).
+    pub fn set(&self) {
+        if !self.ready.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            ready(&self.status);
+        }
+    }
+}

@@ -1,13 +1,19 @@
 //! The loader's read-only HTTP surface (axum on tokio), bound to 127.0.0.1:9640 by default:
 //!
+//! - `GET /`: the status page ([`crate::kpi::status_page`]); `GET /api/v1/`: the paths.
+//! - `GET /healthz`: 200 once ready (the daemon's first sync succeeded, the database answers).
 //! - `GET /metrics`: Prometheus text ([`crate::kpi::metrics`]).
 //! - `GET /api/v1/kpi?from=&to=&bucket=&by=&agreement=&service=&client=&organisation=&router=&top=&rank=`:
 //!   the same query and JSON as `sdn-loader kpi query --json`.
 //! - `GET /api/v1/reasons?from=&to=&bucket=&router=`: packets per reason per bucket.
 //! - `GET /api/v1/report/monthly?from=&to=&router=`: GB per month and organisation.
-//! - `GET /api/v1/zabbix/discovery`: Zabbix low-level discovery of agreements.
+//! - `GET /api/v1/zabbix/discovery`: Zabbix low-level discovery of the agreements that
+//!   `/metrics` has series for.
 //!
-//! Every route is GET only (other methods answer 405): nothing here changes state. Connections
+//! A query parameter a route does not know is a 400 naming it (a mistyped `form=` must not
+//! quietly mean the default range). Answers are gzip-compressed for clients that accept it
+//! (`/metrics` shrinks ~10x). Every route is GET only (other methods answer 405): nothing
+//! here changes state. Connections
 //! are capped and timed out ([`crate::kpi::connections`]), so no client can hold the server or
 //! take the loader's file descriptors.
 
@@ -15,14 +21,15 @@ use std::sync::{Arc, Mutex};
 
 use axum::{
     Json, Router,
-    extract::{Query as UrlQuery, State},
-    http::{StatusCode, header},
-    response::{IntoResponse, Response},
+    extract::{FromRequestParts, Query as UrlQuery, State},
+    http::{StatusCode, header, request::Parts},
+    response::{Html, IntoResponse, Response},
     routing::get,
 };
 use chrono::Utc;
-use serde::Deserialize;
+use serde::{Deserialize, de::DeserializeOwned};
 
+use crate::daemon::notify::Readiness;
 use crate::dataplane::Maps;
 use crate::kpi::{
     KpiError, KpiStore, Resolution,
@@ -30,6 +37,7 @@ use crate::kpi::{
     metrics::{self, Cardinality, Snapshot},
     parse_time,
     query::{self, QueryText},
+    status_page,
 };
 
 /// Default listening address: localhost only, so nothing is exposed unless asked for.
@@ -49,6 +57,8 @@ pub struct HttpState {
     pub cardinality: Cardinality,
     /// The server's connection counters (exported in `/metrics`).
     pub connections: Arc<ConnStats>,
+    /// The daemon's sync readiness (`None`: no sync of its own, as `kpi serve`).
+    pub ready: Option<Readiness>,
 }
 
 /// Errors of the HTTP surface.
@@ -94,15 +104,35 @@ impl From<KpiError> for ApiError {
     }
 }
 
-/// What the server offers, answered at `/` and `/api/v1/`.
-const PATHS: [(&str, &str); 7] = [
+/// Query parameters of type `T`, whose unknown names are refused: a 400 with a JSON body
+/// naming the parameter and the ones the route knows.
+struct Params<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match UrlQuery::<T>::from_request_parts(parts, state).await {
+            Ok(UrlQuery(v)) => Ok(Self(v)),
+            Err(e) => Err(ApiError(KpiError::BadQuery(e.body_text())).into_response()),
+        }
+    }
+}
+
+/// A route that takes no parameters.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoParams {}
+
+/// What the server offers, answered at `/api/v1/`.
+const PATHS: [(&str, &str); 8] = [
     (
         "/metrics",
         "Prometheus metrics (per agreement, per reason, sync and HTTP state)",
     ),
     (
         "/healthz",
-        "200 when the server answers and the database is reachable, else 503",
+        "200 when ready (the daemon's first sync succeeded) and the database is reachable, else 503",
     ),
     (
         "/api/v1/kpi",
@@ -120,10 +150,11 @@ const PATHS: [(&str, &str); 7] = [
         "/api/v1/zabbix/discovery",
         "Zabbix low-level discovery of the agreements",
     ),
-    ("/", "this index"),
+    ("/", "the status page (HTML)"),
+    ("/api/v1/", "this index"),
 ];
 
-async fn index_handler() -> Response {
+async fn index_handler(Params(NoParams {}): Params<NoParams>) -> Response {
     let paths: serde_json::Map<String, serde_json::Value> = (PATHS.iter())
         .map(|(p, what)| ((*p).to_owned(), serde_json::Value::from(*what)))
         .collect();
@@ -131,8 +162,20 @@ async fn index_handler() -> Response {
         .into_response()
 }
 
-/// Liveness with the database: a monitoring check or a load balancer can ask it.
-async fn health_handler(State(state): State<Arc<HttpState>>) -> Response {
+/// Readiness with the database: a monitoring check or a load balancer can ask it.
+async fn health_handler(
+    State(state): State<Arc<HttpState>>,
+    Params(NoParams {}): Params<NoParams>,
+) -> Response {
+    if let Some(ready) = &state.ready
+        && !ready.is_ready()
+    {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": "starting", "sync": "no sync has succeeded since the daemon started" })),
+        )
+            .into_response();
+    }
     let checked = match state.store.refresh().await {
         Ok(_) => sqlx::query("SELECT 1")
             .execute(&state.store.pool())
@@ -142,7 +185,12 @@ async fn health_handler(State(state): State<Arc<HttpState>>) -> Response {
         Err(e) => Err(e),
     };
     match checked {
-        Ok(()) => Json(serde_json::json!({ "status": "ok", "database": "up" })).into_response(),
+        Ok(()) => Json(serde_json::json!({
+            "status": "ok",
+            "database": "up",
+            "sync": if state.ready.is_some() { "synced" } else { "not a daemon" },
+        }))
+        .into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(serde_json::json!({ "status": "degraded", "database": "down", "error": e.to_string() })),
@@ -163,7 +211,7 @@ async fn not_found_handler(uri: axum::http::Uri) -> Response {
 /// The routes.
 pub fn router(state: Arc<HttpState>) -> Router {
     Router::new()
-        .route("/", get(index_handler))
+        .route("/", get(status_handler))
         .route("/api/v1/", get(index_handler))
         .route("/healthz", get(health_handler))
         .route("/metrics", get(metrics_handler))
@@ -173,6 +221,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/api/v1/zabbix/discovery", get(zabbix_handler))
         .fallback(not_found_handler)
         .with_state(state)
+        .layer(tower_http::compression::CompressionLayer::new())
 }
 
 /// Serves on `listener` within `limits` until `stop` completes.
@@ -209,6 +258,11 @@ pub async fn bind(addr: &str) -> Result<tokio::net::TcpListener, HttpError> {
 /// # Errors
 /// [`KpiError`].
 pub async fn metrics_text(state: &HttpState) -> Result<String, KpiError> {
+    Ok(metrics::render(&snapshot(state).await?, state.cardinality))
+}
+
+/// What one scrape reads: the data plane's counters and the database's state.
+async fn snapshot(state: &HttpState) -> Result<Snapshot, KpiError> {
     let mut snap = Snapshot {
         router: state.router.clone(),
         now: Utc::now(),
@@ -234,10 +288,56 @@ pub async fn metrics_text(state: &HttpState) -> Result<String, KpiError> {
     snap.database_up = Some(read.is_ok());
     snap.database_reopened = state.store.reopened();
     snap.http = Some(state.connections.counts());
-    Ok(metrics::render(&snap, state.cardinality))
+    Ok(snap)
 }
 
-async fn metrics_handler(State(state): State<Arc<HttpState>>) -> Result<Response, ApiError> {
+/// The status page: the scrape's snapshot, recent rates and the busiest agreements from the
+/// KPI tables (left empty when the database cannot be read: the page still shows the rest).
+async fn status_handler(
+    State(state): State<Arc<HttpState>>,
+    Params(NoParams {}): Params<NoParams>,
+) -> Result<Response, ApiError> {
+    let snapshot = snapshot(&state).await?;
+    let now = snapshot.now;
+    let mut page = status_page::Page {
+        ready: state.ready.as_ref().map(Readiness::is_ready),
+        ..Default::default()
+    };
+    if snapshot.database_up == Some(true) {
+        let since = now - chrono::Duration::seconds(status_page::RATE_WINDOW_S);
+        let recent = query::reasons(
+            &state.store,
+            since,
+            now,
+            Resolution::Minute,
+            Some(&state.router),
+        );
+        for (_, reason, n) in recent.await? {
+            *page.recent.entry(reason).or_default() += n;
+        }
+        let top = query::Query {
+            from: now - chrono::Duration::hours(status_page::TOP_WINDOW_H),
+            to: now,
+            bucket: Resolution::Hour,
+            group: query::Group::Agreement,
+            agreement: None,
+            service: None,
+            client: None,
+            organisation: None,
+            router: Some(state.router.clone()),
+            top: Some(status_page::TOP_N),
+            rank: query::Rank::Bytes,
+        };
+        page.top = query::run(&state.store, &top).await?.rows;
+    }
+    page.snapshot = snapshot;
+    Ok(Html(status_page::render(&page)).into_response())
+}
+
+async fn metrics_handler(
+    State(state): State<Arc<HttpState>>,
+    Params(NoParams {}): Params<NoParams>,
+) -> Result<Response, ApiError> {
     let text = metrics_text(&state).await?;
     Ok((
         [(
@@ -251,7 +351,7 @@ async fn metrics_handler(State(state): State<Arc<HttpState>>) -> Result<Response
 
 async fn kpi_handler(
     State(state): State<Arc<HttpState>>,
-    UrlQuery(q): UrlQuery<QueryText>,
+    Params(q): Params<QueryText>,
 ) -> Result<Response, ApiError> {
     let q = q.to_query(Utc::now())?;
     let answer = query::run(&state.store, &q).await?;
@@ -259,6 +359,7 @@ async fn kpi_handler(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RangeParams {
     from: Option<String>,
     to: Option<String>,
@@ -282,7 +383,7 @@ impl RangeParams {
 
 async fn reasons_handler(
     State(state): State<Arc<HttpState>>,
-    UrlQuery(p): UrlQuery<RangeParams>,
+    Params(p): Params<RangeParams>,
 ) -> Result<Response, ApiError> {
     let (from, to) = p.range(1)?;
     let bucket = Resolution::parse(p.bucket.as_deref().unwrap_or("hour"))?;
@@ -298,29 +399,40 @@ async fn reasons_handler(
 
 async fn monthly_handler(
     State(state): State<Arc<HttpState>>,
-    UrlQuery(p): UrlQuery<RangeParams>,
+    Params(p): Params<RangeParams>,
 ) -> Result<Response, ApiError> {
     let (from, to) = p.range(365)?;
     let report = query::monthly(&state.store, from, to, p.router.clone()).await?;
     Ok(Json(report).into_response())
 }
 
-/// Zabbix low-level discovery: one object per agreement in the database, with the macros
-/// the item prototypes of `docs/zabbix/` use.
-async fn zabbix_handler(State(state): State<Arc<HttpState>>) -> Result<Response, ApiError> {
+/// Zabbix low-level discovery: one object per agreement that `/metrics` has series for (in
+/// force, within the cardinality guard), with the macros the item prototypes of
+/// `docs/zabbix/` use; an agreement without names in the database is listed with empty ones.
+async fn zabbix_handler(
+    State(state): State<Arc<HttpState>>,
+    Params(NoParams {}): Params<NoParams>,
+) -> Result<Response, ApiError> {
+    let mut snap = Snapshot::default();
+    if let Some(maps) = &state.maps {
+        let maps = maps
+            .lock()
+            .map_err(|_| KpiError::Corrupt("the maps lock was poisoned".into()))?;
+        metrics::read_dataplane(&maps, &mut snap)?;
+    }
     let names = query::agreement_names(&state.store).await?;
-    let mut ids: Vec<_> = names.keys().copied().collect();
-    ids.sort_unstable();
-    let data: Vec<_> = ids
-        .iter()
-        .filter_map(|id| names.get(id).map(|n| (id, n)))
-        .map(|(id, n)| {
+    let none = query::AgreementNames::default();
+    let data: Vec<_> = metrics::shown(&snap.agreements, state.cardinality)
+        .into_iter()
+        .map(|(id, _)| {
+            let n = names.get(id).unwrap_or(&none);
             serde_json::json!({
                 "{#AGREEMENT}": id.to_string(),
                 "{#CLIENT}": n.client,
                 "{#SERVICE}": n.service,
                 "{#CLIENT_ORG}": n.client_organisation,
                 "{#SERVICE_ORG}": n.service_organisation,
+                "{#STATE}": n.state,
             })
         })
         .collect();

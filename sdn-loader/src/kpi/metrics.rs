@@ -7,6 +7,8 @@
 //!   counter series. The values are the data plane's own counters (summed over CPUs): they
 //!   survive loader restarts; a re-added agreement starts again from zero, which Prometheus
 //!   treats as a counter reset.
+//! - Every series carries `router` (this router's name), and `sdn_build_info{version}` says
+//!   which loader answers.
 //! - Reasons: `sdn_drops_total{reason}` and `sdn_passes_total{reason}` (non-IP and
 //!   infrastructure traffic are pass reasons: `non-ip`, `infrastructure`).
 //! - Sync and provisioning state from the `routers` and `provisioning` tables.
@@ -180,6 +182,7 @@ fn age(now: DateTime<Utc>, t: Option<&String>) -> Option<f64> {
 /// Every metric name [`render`] can emit (the Grafana dashboard test checks its queries
 /// against this list).
 pub const METRIC_NAMES: &[&str] = &[
+    "sdn_build_info",
     "sdn_agreement_forward_packets_total",
     "sdn_agreement_forward_bytes_total",
     "sdn_agreement_reply_packets_total",
@@ -213,13 +216,10 @@ pub const METRIC_NAMES: &[&str] = &[
     "sdn_http_accept_errors_total",
 ];
 
-/// A per-agreement counter family: name, help, and the field it shows.
-type Family = (&'static str, &'static str, fn(&Traffic) -> u64);
-
-/// Renders a snapshot in the Prometheus text format.
-pub fn render(s: &Snapshot, c: Cardinality) -> String {
-    let mut out = String::with_capacity(256 + s.agreements.len() * 600);
-    let mut shown: Vec<&(u32, Traffic)> = s.agreements.iter().collect();
+/// The agreements that get their own series under `c`, in id order (Zabbix discovery lists
+/// the same).
+pub fn shown(agreements: &[(u32, Traffic)], c: Cardinality) -> Vec<&(u32, Traffic)> {
+    let mut shown: Vec<&(u32, Traffic)> = agreements.iter().collect();
     match c {
         Cardinality::All => {}
         Cardinality::None => shown.clear(),
@@ -229,6 +229,30 @@ pub fn render(s: &Snapshot, c: Cardinality) -> String {
             shown.sort_by_key(|a| a.0);
         }
     }
+    shown
+}
+
+/// A per-agreement counter family: name, help, and the field it shows.
+type Family = (&'static str, &'static str, fn(&Traffic) -> u64);
+
+/// Renders a snapshot in the Prometheus text format.
+pub fn render(s: &Snapshot, c: Cardinality) -> String {
+    let mut out = String::with_capacity(256 + s.agreements.len() * 600);
+    // Every series carries the router's name, so that a fleet's dashboards can tell the
+    // routers apart whatever the scrape configuration adds.
+    let router = label(&s.router);
+    family(
+        &mut out,
+        "sdn_build_info",
+        "gauge",
+        "The loader's version (value 1).",
+    );
+    let _ = writeln!(
+        out,
+        "sdn_build_info{{version=\"{}\",router=\"{router}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    let shown = shown(&s.agreements, c);
     let per: [Family; 5] = [
         (
             "sdn_agreement_forward_packets_total",
@@ -259,7 +283,11 @@ pub fn render(s: &Snapshot, c: Cardinality) -> String {
     for (name, help, get) in per {
         family(&mut out, name, "counter", help);
         for (a, t) in &shown {
-            let _ = writeln!(out, "{name}{{agreement=\"{a}\"}} {}", get(t));
+            let _ = writeln!(
+                out,
+                "{name}{{agreement=\"{a}\",router=\"{router}\"}} {}",
+                get(t)
+            );
         }
     }
     family(
@@ -273,7 +301,7 @@ pub fn render(s: &Snapshot, c: Cardinality) -> String {
         let n = s.names.get(a).unwrap_or(&none);
         let _ = writeln!(
             out,
-            "sdn_agreement_info{{agreement=\"{a}\",client=\"{}\",service=\"{}\",client_organisation=\"{}\",service_organisation=\"{}\"}} 1",
+            "sdn_agreement_info{{agreement=\"{a}\",client=\"{}\",service=\"{}\",client_organisation=\"{}\",service_organisation=\"{}\",router=\"{router}\"}} 1",
             label(&n.client),
             label(&n.service),
             label(&n.client_organisation),
@@ -288,7 +316,7 @@ pub fn render(s: &Snapshot, c: Cardinality) -> String {
     );
     let _ = writeln!(
         out,
-        "sdn_agreement_series_omitted {}",
+        "sdn_agreement_series_omitted{{router=\"{router}\"}} {}",
         s.agreements.len() - shown.len()
     );
     family(
@@ -297,7 +325,11 @@ pub fn render(s: &Snapshot, c: Cardinality) -> String {
         "gauge",
         "Agreements in the policy the data plane enforces.",
     );
-    let _ = writeln!(out, "sdn_agreements_in_force {}", s.agreements.len());
+    let _ = writeln!(
+        out,
+        "sdn_agreements_in_force{{router=\"{router}\"}} {}",
+        s.agreements.len()
+    );
     family(
         &mut out,
         "sdn_drops_total",
@@ -306,7 +338,11 @@ pub fn render(s: &Snapshot, c: Cardinality) -> String {
     );
     for (r, passes, n) in &s.reasons {
         if !passes {
-            let _ = writeln!(out, "sdn_drops_total{{reason=\"{}\"}} {n}", label(r));
+            let _ = writeln!(
+                out,
+                "sdn_drops_total{{reason=\"{}\",router=\"{router}\"}} {n}",
+                label(r)
+            );
         }
     }
     family(
@@ -317,7 +353,11 @@ pub fn render(s: &Snapshot, c: Cardinality) -> String {
     );
     for (r, passes, n) in &s.reasons {
         if *passes {
-            let _ = writeln!(out, "sdn_passes_total{{reason=\"{}\"}} {n}", label(r));
+            let _ = writeln!(
+                out,
+                "sdn_passes_total{{reason=\"{}\",router=\"{router}\"}} {n}",
+                label(r)
+            );
         }
     }
     family(
@@ -330,7 +370,7 @@ pub fn render(s: &Snapshot, c: Cardinality) -> String {
     for i in &s.interfaces {
         let _ = writeln!(
             out,
-            "sdn_interface_attached{{interface=\"{}\",configured=\"{}\"}} {}",
+            "sdn_interface_attached{{interface=\"{}\",configured=\"{}\",router=\"{router}\"}} {}",
             label(&i.interface),
             i.configured,
             u8::from(i.attached)
@@ -343,7 +383,7 @@ pub fn render(s: &Snapshot, c: Cardinality) -> String {
         "Revision of the agreement database.",
     );
     if let Some(r) = s.database_revision {
-        let _ = writeln!(out, "sdn_database_revision {r}");
+        let _ = writeln!(out, "sdn_database_revision{{router=\"{router}\"}} {r}");
     }
     family(
         &mut out,
@@ -354,7 +394,11 @@ pub fn render(s: &Snapshot, c: Cardinality) -> String {
          the data plane keeps the policy in force meanwhile.",
     );
     if let Some(up) = s.database_up {
-        let _ = writeln!(out, "sdn_database_up {}", u8::from(up));
+        let _ = writeln!(
+            out,
+            "sdn_database_up{{router=\"{router}\"}} {}",
+            u8::from(up)
+        );
     }
     family(
         &mut out,
@@ -363,9 +407,12 @@ pub fn render(s: &Snapshot, c: Cardinality) -> String {
         "Times the SQLite file was found deleted or replaced at its path and the new file \
          opened (a restore by mv).",
     );
-    let _ = writeln!(out, "sdn_database_reopened_total {}", s.database_reopened);
-    render_http(&mut out, s.http.as_ref());
-    let router = label(&s.router);
+    let _ = writeln!(
+        out,
+        "sdn_database_reopened_total{{router=\"{router}\"}} {}",
+        s.database_reopened
+    );
+    render_http(&mut out, s.http.as_ref(), &router);
     let gauge = |out: &mut String, name: &str, help: &str, v: Option<f64>| {
         family(out, name, "gauge", help);
         if let Some(v) = v {
@@ -463,12 +510,12 @@ pub fn render(s: &Snapshot, c: Cardinality) -> String {
 }
 
 /// The HTTP server's connection families (no samples without a server).
-fn render_http(out: &mut String, h: Option<&crate::kpi::connections::ConnCounts>) {
+fn render_http(out: &mut String, h: Option<&crate::kpi::connections::ConnCounts>, router: &str) {
     use crate::kpi::connections::CloseReason;
     let one = |out: &mut String, name: &str, kind: &str, help: &str, v: Option<u64>| {
         family(out, name, kind, help);
         if let Some(v) = v {
-            let _ = writeln!(out, "{name} {v}");
+            let _ = writeln!(out, "{name}{{router=\"{router}\"}} {v}");
         }
     };
     one(
@@ -503,7 +550,7 @@ fn render_http(out: &mut String, h: Option<&crate::kpi::connections::ConnCounts>
         for r in CloseReason::ALL {
             let _ = writeln!(
                 out,
-                "sdn_http_connections_closed_total{{reason=\"{}\"}} {}",
+                "sdn_http_connections_closed_total{{reason=\"{}\",router=\"{router}\"}} {}",
                 r.name(),
                 h.closed[r as usize]
             );
@@ -541,17 +588,30 @@ mod tests {
             ..Default::default()
         };
         let s = Snapshot {
+            router: "hub-a".into(),
             agreements: vec![(1, t(10)), (2, t(30)), (3, t(20))],
             ..Default::default()
         };
         let text = render(&s, Cardinality::Top(2));
-        assert!(text.contains("sdn_agreement_forward_bytes_total{agreement=\"2\"} 30"));
-        assert!(text.contains("sdn_agreement_forward_bytes_total{agreement=\"3\"} 20"));
+        assert!(
+            text.contains("sdn_agreement_forward_bytes_total{agreement=\"2\",router=\"hub-a\"} 30")
+        );
+        assert!(
+            text.contains("sdn_agreement_forward_bytes_total{agreement=\"3\",router=\"hub-a\"} 20")
+        );
         assert!(!text.contains("agreement=\"1\""));
-        assert!(text.contains("sdn_agreement_series_omitted 1\n"));
+        assert!(text.contains("sdn_agreement_series_omitted{router=\"hub-a\"} 1\n"));
+        let ids = |c| -> Vec<u32> { shown(&s.agreements, c).iter().map(|a| a.0).collect() };
+        assert_eq!(ids(Cardinality::Top(2)), [2, 3]);
         let text = render(&s, Cardinality::None);
         assert!(!text.contains("agreement=\""));
-        assert!(text.contains("sdn_agreement_series_omitted 3\n"));
+        assert!(text.contains("sdn_agreement_series_omitted{router=\"hub-a\"} 3\n"));
+        assert!(ids(Cardinality::None).is_empty());
+        assert_eq!(ids(Cardinality::All), [1, 2, 3]);
+        assert!(text.contains(&format!(
+            "sdn_build_info{{version=\"{}\",router=\"hub-a\"}} 1\n",
+            env!("CARGO_PKG_VERSION")
+        )));
     }
 
     #[test]
@@ -566,7 +626,9 @@ mod tests {
         };
         let text = render(&s, Cardinality::All);
         assert!(
-            text.contains("sdn_interface_attached{interface=\"eth1\",configured=\"true\"} 0\n"),
+            text.contains(
+                "sdn_interface_attached{interface=\"eth1\",configured=\"true\",router=\"\"} 0\n"
+            ),
             "{text}"
         );
     }

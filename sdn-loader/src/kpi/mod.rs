@@ -30,6 +30,7 @@ pub mod http;
 pub mod metrics;
 pub mod query;
 pub mod report;
+pub mod status_page;
 pub mod store;
 
 use chrono::{DateTime, Datelike as _, TimeZone as _, Timelike as _, Utc};
@@ -184,6 +185,18 @@ impl Resolution {
             _ => Err(KpiError::BadQuery(format!(
                 "unknown bucket size {s:?}: give minute, hour, day or month"
             ))),
+        }
+    }
+
+    /// The start of the bucket after the one starting at `start`.
+    pub fn next(self, start: DateTime<Utc>) -> DateTime<Utc> {
+        match self {
+            Self::Minute => start + chrono::Duration::minutes(1),
+            Self::Hour => start + chrono::Duration::hours(1),
+            Self::Day => start + chrono::Duration::days(1),
+            Self::Month => start
+                .checked_add_months(chrono::Months::new(1))
+                .unwrap_or(chrono::DateTime::<Utc>::MAX_UTC),
         }
     }
 

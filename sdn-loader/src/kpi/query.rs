@@ -146,6 +146,8 @@ pub struct AgreementNames {
     pub client_organisation: String,
     /// Service's organisation.
     pub service_organisation: String,
+    /// The agreement's state in the database (`approved`, `revoked`, ...).
+    pub state: String,
 }
 
 /// Agreement id -> names, for every agreement in the database.
@@ -154,7 +156,7 @@ pub struct AgreementNames {
 /// [`KpiError::Sql`].
 pub async fn agreement_names(store: &KpiStore) -> Result<HashMap<u32, AgreementNames>, KpiError> {
     let rows = sqlx::query(
-        "SELECT a.id, a.client, a.service, c.organisation, s.organisation FROM agreements a JOIN clients c ON c.id = a.client JOIN services s ON s.id = a.service",
+        "SELECT a.id, a.client, a.service, c.organisation, s.organisation, a.state FROM agreements a JOIN clients c ON c.id = a.client JOIN services s ON s.id = a.service",
     )
     .fetch_all(&store.pool())
     .await?;
@@ -168,6 +170,7 @@ pub async fn agreement_names(store: &KpiStore) -> Result<HashMap<u32, AgreementN
                 service: r.try_get(2)?,
                 client_organisation: r.try_get(3)?,
                 service_organisation: r.try_get(4)?,
+                state: r.try_get(5)?,
             },
         );
     }
@@ -491,6 +494,7 @@ pub async fn reasons(
 /// A query as typed (command-line flags or URL parameters): both surfaces parse it here,
 /// so they mean the same.
 #[derive(Clone, Debug, Default, serde::Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
 pub struct QueryText {
     /// Start: YYYY-MM-DD or RFC 3339 (default: 24 hours before --to).
     #[arg(long)]

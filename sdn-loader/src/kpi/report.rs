@@ -11,7 +11,6 @@ use super::{
     KpiError, Resolution, Traffic,
     query::{self, Group, Query, Rank},
     store::KpiStore,
-    time_text,
 };
 
 /// Colours of the series (colour-blind safe palette, Okabe-Ito).
@@ -19,11 +18,20 @@ const COLOURS: [&str; 8] = [
     "#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000",
 ];
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+/// Escapes text for HTML (element content and quoted attributes).
+pub(crate) fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Bytes with a unit (decimal: kB, MB, GB, TB).
@@ -42,8 +50,34 @@ pub fn human_bytes(b: u64) -> String {
     }
 }
 
-/// A line chart: one polyline per series over the shared x positions (bucket labels).
-fn line_chart(title: &str, buckets: &[String], series: &[(String, Vec<u64>)]) -> String {
+/// A time as a reader wants it in a report: to the minute, UTC.
+fn when(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// Every bucket start in `[from, to)`, idle ones included (so that a line drops to zero
+/// across them instead of ramping over), at most `most`.
+pub fn bucket_starts(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    bucket: Resolution,
+    most: usize,
+) -> Vec<DateTime<Utc>> {
+    let mut out = Vec::new();
+    let mut t = bucket.floor(from);
+    while t < to && out.len() < most {
+        out.push(t);
+        t = bucket.next(t);
+    }
+    out
+}
+
+/// At most this many buckets are drawn (a week of minutes); a longer range is cut at its end.
+const MOST_BUCKETS: usize = 7 * 24 * 60;
+
+/// A line chart: one polyline per series over the shared x positions (bucket starts), with
+/// a dot on every bucket that carried traffic, so that one busy bucket still shows.
+fn line_chart(title: &str, buckets: &[DateTime<Utc>], series: &[(String, Vec<u64>)]) -> String {
     let (w, h, left, bottom, top, right) = (900.0, 300.0, 80.0, 40.0, 30.0, 170.0);
     let max = series
         .iter()
@@ -76,7 +110,7 @@ fn line_chart(title: &str, buckets: &[String], series: &[(String, Vec<u64>)]) ->
     }
     let step = (buckets.len() / 6).max(1);
     for (i, b) in buckets.iter().enumerate().step_by(step) {
-        let label = b.get(5..16).unwrap_or(b).replace('T', " ");
+        let label = b.format("%m-%d %H:%M").to_string();
         let _ = write!(
             s,
             r#"<text x="{:.1}" y="{}" text-anchor="middle" font-size="11">{}</text>"#,
@@ -97,6 +131,14 @@ fn line_chart(title: &str, buckets: &[String], series: &[(String, Vec<u64>)]) ->
             r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#,
             points.join(" ")
         );
+        for (i, v) in values.iter().enumerate().filter(|(_, v)| **v > 0) {
+            let _ = write!(
+                s,
+                r#"<circle class="point" cx="{:.1}" cy="{:.1}" r="3" fill="{colour}"/>"#,
+                x(i),
+                y(*v)
+            );
+        }
         let ly = top + 16.0 * k as f64;
         let _ = write!(
             s,
@@ -182,15 +224,19 @@ pub async fn html(
     )
     .await?;
     let names = query::agreement_names(store).await?;
-    // Buckets on the x axis: every bucket with any traffic, in order.
-    let buckets: Vec<String> = total.rows.iter().map(|r| r.bucket.clone()).collect();
-    let index: BTreeMap<&String, usize> = buckets.iter().enumerate().map(|(i, b)| (b, i)).collect();
+    // Buckets on the x axis: every bucket of the range, idle ones at zero.
+    let buckets = bucket_starts(from, to, bucket, MOST_BUCKETS);
+    let index: BTreeMap<DateTime<Utc>, usize> =
+        buckets.iter().enumerate().map(|(i, b)| (*b, i)).collect();
     let mut per: BTreeMap<String, (Vec<u64>, Traffic)> = BTreeMap::new();
     for r in &top.rows {
         let e = per
             .entry(r.key.clone())
             .or_insert_with(|| (vec![0; buckets.len()], Traffic::default()));
-        if let Some(&i) = index.get(&r.bucket) {
+        if let Some(&i) = super::parse_time(&r.bucket)
+            .ok()
+            .and_then(|b| index.get(&b))
+        {
             e.0[i] += r.traffic.bytes();
         }
         e.1.add(&r.traffic);
@@ -254,10 +300,10 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}} th{{background:#
 </style></head><body><h1>sdn-filter traffic report</h1>
 <p>{} to {} in {} buckets; generated {}.</p>
 <p class="summary"><span><b>{}</b> both ways</span><span><b>{}</b> transactions</span><span><b>{}</b> packets</span></p>"#,
-        esc(&time_text(from)),
-        esc(&time_text(to)),
+        esc(&when(from)),
+        esc(&when(to)),
         bucket.name(),
-        esc(&time_text(Utc::now())),
+        esc(&when(Utc::now())),
         esc(&human_bytes(grand.bytes())),
         grand.transactions,
         grand.packets()
@@ -272,7 +318,12 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}} th{{background:#
     let mut rows: Vec<[String; 6]> = Vec::new();
     for r in &routers {
         let opt_i = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
-        let opt_s = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
+        let opt_s = |v: &Option<String>| {
+            (v.as_deref()).map_or_else(
+                || "-".to_owned(),
+                |t| super::parse_time(t).map_or_else(|_| t.to_owned(), when),
+            )
+        };
         // A row without a state (never written by this version) shows "-" as before.
         let state = if r.state.is_empty() {
             "-".to_owned()
@@ -299,16 +350,18 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}} th{{background:#
         }
         page.push_str("</tr>");
     }
-    page.push_str("</table><h2>Monthly traffic per organisation (GB)</h2><table><tr><th>month</th><th>organisation</th><th>GB as client</th><th>GB as service</th><th>transactions as client</th></tr>");
+    page.push_str("</table><h2>Monthly traffic per organisation</h2><table><tr><th>month</th><th>organisation</th><th>as client</th><th>as service</th><th>transactions as client</th></tr>");
+    // Bytes with a unit that fits each figure ("12.3 MB", not "0.000 GB").
+    let gb = |v: f64| human_bytes((v * 1e9).round() as u64);
     for m in &monthly.months {
         for o in &m.organisations {
             let _ = write!(
                 page,
-                "<tr><td>{}</td><td>{}</td><td>{:.3}</td><td>{:.3}</td><td>{}</td></tr>",
-                esc(&m.month),
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(m.month.get(..7).unwrap_or(&m.month)),
                 esc(&o.organisation),
-                o.as_client_gb,
-                o.as_service_gb,
+                esc(&gb(o.as_client_gb)),
+                esc(&gb(o.as_service_gb)),
                 o.transactions
             );
         }

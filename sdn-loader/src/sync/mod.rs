@@ -235,8 +235,8 @@ impl Follower {
         };
         let t_compile = t0.elapsed();
         let new_rules = rules(&policy, today);
-        if let Some(old) = &self.rules {
-            let plan = Plan::between(old, &new_rules);
+        let plan = Plan::between(self.rules.as_ref().unwrap_or(&BTreeSet::new()), &new_rules);
+        if self.rules.is_some() {
             if opts.guard.enabled && !plan.removed.is_empty() {
                 // Traffic of the agreements that would lose access, up to this moment.
                 self.sample_some(dp, &plan.removed);
@@ -244,7 +244,7 @@ impl Follower {
             let now = Utc::now();
             let reasons = judge(&plan, &self.tracker.all(now), &opts.guard, now);
             if !reasons.is_empty() && !db.confirmed(&opts.router, revision).await? {
-                self.held = Some((revision, reasons.clone(), plan));
+                self.held = Some((revision, reasons.clone(), plan.clone()));
                 return Ok(Step::Held { revision, reasons });
             }
         }
@@ -259,6 +259,16 @@ impl Follower {
             t_apply = ?t0.elapsed(),
             "sync step timings (cumulative)"
         );
+        if !plan.is_empty() {
+            tracing::info!(
+                revision,
+                gained = plan.added.len(),
+                lost = plan.removed.len(),
+                changed = plan.changed.len(),
+                "revision {revision} changes: {}",
+                plan.describe(&policy, 20)
+            );
+        }
         if let Some(dir) = &opts.state_dir
             && let Err(e) = state::save(dir, revision, &policy)
         {
@@ -507,6 +517,9 @@ pub struct Follow<'a> {
     pub once: bool,
     /// What an earlier call returned, to continue from.
     pub resume: Option<Follower>,
+    /// Set by the first step that leaves the database's policy in force (`None`: nobody
+    /// waits for it, as before the program is attached).
+    pub ready: Option<crate::daemon::notify::Readiness>,
 }
 
 /// Follows the database until `shutdown` is triggered (or, with [`Follow::once`], after the
@@ -523,6 +536,7 @@ pub fn follow(
         opts,
         once,
         resume,
+        ready,
     } = what;
     // The LISTEN connection and the pool clean up through tasks when dropped: keep the
     // runtime current for the whole loop.
@@ -593,6 +607,12 @@ pub fn follow(
         if last_iface_check.is_none_or(|t| t.elapsed() >= IFACE_CHECK_EVERY) {
             write |= fol.check_interfaces(opts);
             last_iface_check = Some(Instant::now());
+        }
+        if let Some(ready) = &ready
+            && (matches!(result, Ok(Step::Applied(_)))
+                || (matches!(result, Ok(Step::Unchanged)) && fol.applied.is_some()))
+        {
+            ready.set();
         }
         match &result {
             Ok(Step::Unchanged) => {}

@@ -126,6 +126,40 @@ impl Plan {
     pub fn is_empty(&self) -> bool {
         self.rules_removed == 0 && self.rules_added == 0
     }
+
+    /// What the plan changes, for a log line: agreements gained, lost and changed, each by
+    /// id and name (client -> service, from `policy`), at most `most` of each named.
+    pub fn describe(&self, policy: &Policy, most: usize) -> String {
+        let services: BTreeMap<&str, &str> = (policy.services.iter())
+            .map(|s| (s.id.as_str(), s.name.as_str()))
+            .collect();
+        let names: BTreeMap<u32, String> = (policy.agreements.iter())
+            .map(|a| {
+                let service = services.get(a.service.as_str()).unwrap_or(&"?");
+                (a.id, format!("{} {} -> {service}", a.id, a.client))
+            })
+            .collect();
+        let list = |what: &str, ids: &[u32]| {
+            let mut named: Vec<String> = (ids.iter().take(most))
+                .map(|id| names.get(id).cloned().unwrap_or_else(|| id.to_string()))
+                .collect();
+            if ids.len() > most {
+                named.push(format!("and {} more", ids.len() - most));
+            }
+            match named.as_slice() {
+                [] => format!("{what} none"),
+                _ => format!("{what} {} ({})", ids.len(), named.join(", ")),
+            }
+        };
+        format!(
+            "{}; {}; {}; rules {} -> {}",
+            list("gained", &self.added),
+            list("lost", &self.removed),
+            list("changed", &self.changed),
+            self.rules_before,
+            self.rules_after
+        )
+    }
 }
 
 /// Recent traffic of one agreement on this router.
@@ -221,6 +255,55 @@ mod tests {
         assert_eq!(p.changed, [2]);
         assert_eq!((p.rules_removed, p.rules_added), (2, 2));
         assert!((p.removed_share() - 2.0 / 3.0).abs() < 1e-9);
+    }
+
+    /// The log line of an apply names each agreement gained, lost and changed by id, client
+    /// and service name, and cuts long lists short.
+    #[test]
+    fn describe_names_the_agreements_by_id_and_name() {
+        let policy = crate::policy::parse_toml(
+            r#"
+[[organisation]]
+id = "o"
+name = "O"
+[[service]]
+id = "s"
+organisation = "o"
+name = "Journal API"
+endpoints = [{ address = "203.0.113.10", protocol = "tcp", ports = "443" }]
+[[client]]
+id = "c"
+organisation = "o"
+prefixes = ["198.51.100.0/24"]
+[[agreement]]
+id = 1
+client = "c"
+service = "s"
+state = "approved"
+[[agreement]]
+id = 2
+client = "c"
+service = "s"
+state = "revoked"
+"#,
+        )
+        .unwrap();
+        let plan = Plan {
+            added: vec![1],
+            removed: vec![2, 9],
+            changed: vec![],
+            rules_before: 2,
+            rules_after: 1,
+            ..Plan::default()
+        };
+        assert_eq!(
+            plan.describe(&policy, 20),
+            "gained 1 (1 c -> Journal API); lost 2 (2 c -> Journal API, 9); changed none; rules 2 -> 1"
+        );
+        assert_eq!(
+            plan.describe(&policy, 1),
+            "gained 1 (1 c -> Journal API); lost 2 (2 c -> Journal API, and 1 more); changed none; rules 2 -> 1"
+        );
     }
 
     #[test]

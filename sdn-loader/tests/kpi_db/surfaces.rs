@@ -136,7 +136,16 @@ async fn metrics_parse_and_carry_sync_state() {
     assert_eq!(value("sdn_sync_last_check_age_seconds", None), 30.0);
     assert_eq!(value("sdn_sync_state", Some(("state", "held"))), 1.0);
     assert_eq!(value("sdn_kpi_last_pass_age_seconds", None), 60.0);
-    assert!(text.contains("sdn_database_up 1\n"), "{text}");
+    assert_eq!(value("sdn_database_up", None), 1.0);
+    // Every sample names the router, so that a fleet's dashboards can tell routers apart.
+    for sample in &scrape.samples {
+        assert_eq!(
+            sample.labels.get("router"),
+            Some(s.router.as_str()),
+            "{} without router",
+            sample.metric
+        );
+    }
     assert_eq!(value("sdn_http_connections_open", None), 3.0);
     assert_eq!(
         value(
@@ -162,7 +171,10 @@ async fn metrics_parse_and_carry_sync_state() {
     let top = metrics::render(&s, Cardinality::Top(1));
     assert!(top.contains("agreement=\"1001\""));
     assert!(!top.contains("agreement=\"1003\""));
-    assert!(top.contains("sdn_agreement_series_omitted 1\n"));
+    assert!(top.contains(&format!(
+        "sdn_agreement_series_omitted{{router=\"{}\"}} 1\n",
+        s.router
+    )));
 }
 
 /// Metric names used in PromQL expressions: identifiers starting with `sdn_`.

@@ -121,7 +121,9 @@ pub(crate) fn metrics_counters(addr: SocketAddr) -> Option<BTreeMap<u32, Counter
         let Some(i) = names.iter().position(|n| *n == name) else {
             continue;
         };
-        let Some((id, value)) = rest.split_once("\"} ") else {
+        // `ID",router="R"} VALUE`: the id ends at its quote, the value follows the braces.
+        let (Some((id, _)), Some((_, value))) = (rest.split_once('"'), rest.split_once("} "))
+        else {
             continue;
         };
         if let (Ok(id), Ok(v)) = (id.parse::<u32>(), value.trim().parse::<f64>()) {

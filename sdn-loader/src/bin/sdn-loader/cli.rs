@@ -16,8 +16,33 @@ pub(crate) struct Cli {
     /// Configuration file (default /etc/sdn/sdn.toml when it exists); flags override it.
     #[arg(long, global = true)]
     pub(crate) config: Option<PathBuf>,
+    /// Log lines on standard error: text, or json (one object per line, for journald and
+    /// SIEMs). Default: `log_format` of the configuration file, else text.
+    #[arg(long, global = true, value_enum)]
+    pub(crate) log_format: Option<sdn_loader::config::LogFormat>,
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+/// `sdn-loader config ...`
+#[derive(Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Read and validate the configuration file (every key and the infrastructure allow
+    /// list): exit 0 when it is valid, 1 naming what is wrong. Doubtful settings are warned
+    /// about.
+    Check,
+    /// Print every setting in effect (flags over the file over the defaults) in the file's
+    /// format, the database password masked.
+    Show {
+        /// Agreement database URL.
+        #[arg(long)]
+        db: Option<String>,
+        /// Pin directory on bpffs.
+        #[arg(long)]
+        pin_dir: Option<PathBuf>,
+        #[command(flatten)]
+        fleet: FleetArgs,
+    },
 }
 
 /// `--mode`: the configuration file's `mode` type.
@@ -264,6 +289,11 @@ pub(crate) enum Command {
         /// Directory to write them into (created if missing).
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Check the configuration file, or show every setting in effect.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
     },
     /// Check what the data plane needs from this kernel.
     Probe {

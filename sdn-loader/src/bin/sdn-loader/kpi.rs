@@ -335,7 +335,7 @@ pub(crate) fn run(
                 interval,
                 retention,
             } => {
-                let router = router.unwrap_or_else(|| config.router.clone());
+                let router = router_named(router, config, "records KPIs");
                 let pin_dir = super::pin_dir_of(config, pin_dir);
                 let maps = open_maps(&pin_dir)?;
                 let retention = retention.as_deref().unwrap_or(&config.kpi.retention);
@@ -363,7 +363,7 @@ pub(crate) fn run(
                 metrics_agreements,
                 limits,
             } => {
-                let router = router.unwrap_or_else(|| config.router.clone());
+                let router = router_named(router, config, "exports sync state");
                 let pin_dir = pin_dir.or_else(|| config.pin_dir.clone());
                 let maps = pin_dir.as_deref().map(open_maps).transpose()?;
                 let state = Arc::new(HttpState {
@@ -377,6 +377,8 @@ pub(crate) fn run(
                             .unwrap_or(&config.kpi.metrics_agreements),
                     )?,
                     connections: Arc::default(),
+                    // No sync of its own: ready when the database answers.
+                    ready: None,
                 });
                 let listen = listen.as_deref().unwrap_or(&config.http.listen);
                 let listener = http::bind(listen).await?;
@@ -388,6 +390,22 @@ pub(crate) fn run(
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The router a KPI command acts for: the flag, else the file's `router`, else the host
+/// name, with a warning, since a fleet's figures are told apart by router name.
+fn router_named(flag: Option<String>, config: &sdn_loader::config::Config, what: &str) -> String {
+    if let Some(router) = flag {
+        return router;
+    }
+    if !config.router_named {
+        tracing::warn!(
+            router = %config.router,
+            "no --router and no `router` in the configuration file: {what} under the host name {}",
+            config.router
+        );
+    }
+    config.router.clone()
 }
 
 fn csv_field(s: &str) -> String {
@@ -459,25 +477,34 @@ impl DaemonKpi {
     }
 }
 
+/// What the daemon's collector and HTTP server read: the database, the pinned maps, the
+/// router's name and the sync loop's readiness.
+#[derive(Clone, Copy)]
+pub(crate) struct DaemonSource<'a> {
+    pub url: &'a str,
+    pub pin_dir: &'a Path,
+    pub router: &'a str,
+    pub ready: &'a sdn_loader::daemon::notify::Readiness,
+}
+
 /// Starts the collector and the HTTP server as a task on the runtime (with their own handles
 /// on the pinned maps, so they are independent of the sync loop). They stop when `shutdown` is
 /// triggered; the collector makes a last pass first.
 pub(crate) fn start_daemon(
     rt: &tokio::runtime::Runtime,
-    url: &str,
-    pin_dir: &Path,
-    router: &str,
+    source: DaemonSource<'_>,
     opts: &DaemonSettings,
     shutdown: &Shutdown,
 ) -> Result<tokio::task::JoinHandle<()>> {
     let cardinality = Cardinality::parse(&opts.metrics_agreements)?;
     let retention = Retention::parse(&opts.kpi_retention)?;
-    let (url, pin_dir, opts, router, shutdown) = (
-        url.to_owned(),
-        pin_dir.to_owned(),
+    let (url, pin_dir, opts, router, shutdown, ready) = (
+        source.url.to_owned(),
+        source.pin_dir.to_owned(),
         opts.clone(),
-        router.to_owned(),
+        source.router.to_owned(),
         shutdown.clone(),
+        source.ready.clone(),
     );
     let run = async move {
         // The database may be unreachable when the daemon starts (the data plane
@@ -511,6 +538,7 @@ pub(crate) fn start_daemon(
                 router: router.clone(),
                 cardinality,
                 connections: Arc::default(),
+                ready: Some(ready),
             });
             match http::bind(&opts.listen).await {
                 Ok(listener) => {

@@ -19,7 +19,7 @@ use clap::{Parser, Subcommand};
 use sdn_common::{AgreementCounters, reason};
 use sdn_loader::{
     compile::compile,
-    config::Config,
+    config::{Config, LogFormat},
     daemon::{FirstPolicy, Shutdown, ready_to_attach},
     dataplane::{
         Capacities, Dataplane, Maps,
@@ -46,7 +46,7 @@ mod run;
 mod stats;
 mod verdicts;
 
-use cli::{Cli, Command, FleetArgs, Mode};
+use cli::{Cli, Command, ConfigCommand, FleetArgs, Mode};
 use run::{RunArgs, Source, detach, run_attach};
 use stats::{drop_log, probe_cmd, stats};
 use verdicts::{check, explain, replay};
@@ -65,14 +65,6 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SDN_LOG")
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {
@@ -83,6 +75,22 @@ fn main() -> ExitCode {
             }
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Log lines go to standard error, filtered by `SDN_LOG` (default `info,sqlx=warn`).
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SDN_LOG")
+        .unwrap_or_else(|_| "info,sqlx=warn".into());
+    let lines = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => lines
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        // One object per line, the event's fields at the top level beside `message`.
+        LogFormat::Json => lines.json().flatten_event(true).init(),
     }
 }
 
@@ -133,7 +141,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Man { out } => return generate::man(out),
         _ => {}
     }
-    let config = Config::load(cli.config.as_deref())?;
+    let mut config = Config::load(cli.config.as_deref())?;
+    if let Some(format) = cli.log_format {
+        config.log_format = format;
+    }
+    init_logging(config.log_format);
     let rt = runtime()?;
     match cli.command {
         Command::Check { policy, date } => check(&policy, today(date)),
@@ -292,6 +304,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Stats { pin_dir, json } => stats(&pin_dir_of(&config, pin_dir), json),
         Command::Log { pin_dir, seconds } => drop_log(&rt, &pin_dir_of(&config, pin_dir), seconds),
         Command::Probe { json } => probe_cmd(json),
+        Command::Config { command } => config_cmd(config, command),
         Command::Completions { shell } => Ok(generate::completions(shell)),
         Command::Man { out } => generate::man(&out),
         Command::Db {
@@ -311,5 +324,57 @@ fn run(cli: Cli) -> Result<ExitCode> {
             command,
         ),
         Command::Kpi { db, command } => kpi::run(&rt, &config.db_url(db), &config, command),
+    }
+}
+
+/// `config check` and `config show`.
+fn config_cmd(mut config: Config, command: ConfigCommand) -> Result<ExitCode> {
+    match command {
+        ConfigCommand::Check => {
+            // Loading it (before this) has judged every key; what is left is doubt.
+            let Some(path) = &config.path else {
+                println!(
+                    "no configuration file at {}: the defaults apply",
+                    sdn_loader::config::DEFAULT_PATH
+                );
+                return Ok(ExitCode::SUCCESS);
+            };
+            if config.interfaces.is_empty() {
+                tracing::warn!("no `interfaces`: `run` needs --iface");
+            }
+            if config.database.is_none() {
+                tracing::warn!(
+                    "no `database`: `run` needs --db or --policy (the db and kpi commands use {})",
+                    sdn_loader::db::DEFAULT_URL
+                );
+            }
+            let listen = &config.http.listen;
+            if listen != "off" && !(listen.starts_with("127.") || listen.starts_with("[::1]")) {
+                tracing::warn!(
+                    listen = %listen,
+                    "the HTTP server listens beyond this host: KPIs and metrics are readable by anyone who reaches it"
+                );
+            }
+            println!(
+                "{}: valid (router {}, {} interface(s), {} infrastructure entr{})",
+                path.display(),
+                config.router,
+                config.interfaces.len(),
+                config.infrastructure.len(),
+                if config.infrastructure.len() == 1 {
+                    "y"
+                } else {
+                    "ies"
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        ConfigCommand::Show { db, pin_dir, fleet } => {
+            config.database = Some(config.db_url(db));
+            config.pin_dir = Some(pin_dir_of(&config, pin_dir));
+            (config.router, config.state_dir) = config.fleet(fleet);
+            print!("{}", config.render()?);
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

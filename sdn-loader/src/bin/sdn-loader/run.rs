@@ -99,28 +99,30 @@ pub(crate) fn run_attach(rt: &tokio::runtime::Runtime, args: RunArgs<'_>) -> Res
     if let Source::Db { url, once, opts } = source {
         use std::io::Write as _;
         let _ = std::io::stdout().flush();
+        // Ready (systemd, /healthz) once a sync step of the loop below finds the database's
+        // policy in force: right away after a first sync, and after a restart onto a running
+        // data plane only once its policy is checked against the database.
+        let ready = sdn_loader::daemon::notify::Readiness::new(&format!(
+            "enforcing on {} from {}",
+            ifaces.join(", "),
+            sdn_loader::db::redact_url(url)
+        ));
         // KPIs: collector and HTTP server in their own thread while following.
         let kpi_task = if *once {
             None
         } else {
             Some(kpi::start_daemon(
                 rt,
-                url,
-                pin_dir,
-                &opts.router,
+                kpi::DaemonSource {
+                    url,
+                    pin_dir,
+                    router: &opts.router,
+                    ready: &ready,
+                },
                 kpi,
                 &shutdown,
             )?)
         };
-        if !*once {
-            // Attached with the database's policy in force (start.run never attaches before
-            // the first successful sync): the service is ready.
-            sdn_loader::daemon::notify::ready(&format!(
-                "enforcing on {} from {}",
-                ifaces.join(", "),
-                sdn_loader::db::redact_url(url)
-            ));
-        }
         if !*once || was_running {
             // With --once on a running data plane, one sync; otherwise follow until stopped.
             let what = Follow {
@@ -128,6 +130,7 @@ pub(crate) fn run_attach(rt: &tokio::runtime::Runtime, args: RunArgs<'_>) -> Res
                 opts,
                 once: *once,
                 resume,
+                ready: Some(ready),
             };
             sdn_loader::sync::follow(rt, &mut dp, what, &shutdown);
         }
@@ -188,6 +191,8 @@ impl Start<'_> {
                     opts,
                     once: true,
                     resume: None,
+                    // Not attached yet: nobody may hear "ready" from this one.
+                    ready: None,
                 };
                 resume = sdn_loader::sync::follow(rt, &mut dp, what, shutdown);
                 let applied = resume.as_ref().and_then(|f| f.applied).map(|a| a.revision);
