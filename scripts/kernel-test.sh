@@ -11,7 +11,10 @@
 #      verdict must equal the host kernel's for the same pair;
 #   2. end to end (scripts/kernel-test/e2e.sh): the program attached to a veth pair between two
 #      namespaces, allowed and denied traffic, counters, the verifier's processed-instruction
-#      counts (scripts/kernel-test/prog-info.c).
+#      counts (scripts/kernel-test/prog-info.c);
+#   3. pktgen (scripts/kernel-test/pktgen.sh, 6.1 guest only: the host kernel has no pktgen):
+#      the kernel's pktgen.ko driven by scripts/pktgen-router.sh into a veth pair with the
+#      filter attached, a mix of allowed and denied frames, every count checked exactly.
 # --kernel host runs the same on the host kernel (the replay comparison is then a repeat run).
 # --probe-only boots the guest only to run `sdn-loader probe` (the verifier's figures for each
 # program, in under a minute) and skips the comparison: a quick check while changing the program.
@@ -29,7 +32,7 @@ BUILD=1
 PROBE_ONLY=0
 LOADER=$ROOT/target/release/sdn-loader
 
-usage() { sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case $1 in
         --kernel) KERNEL=${2:?--kernel needs a value: 6.1 or host}; shift 2 ;;
@@ -138,7 +141,9 @@ else
     fi
     vmlinuz=$(ls "$kdir"/boot/vmlinuz-* | head -1)
     veth=$(find "$kdir/lib/modules" -name veth.ko | head -1)
-    [ -f "$vmlinuz" ] && [ -f "$veth" ] || { echo "kernel-test: no vmlinuz or veth.ko in $deb" >&2; exit 1; }
+    pktgen=$(find "$kdir/lib/modules" -name pktgen.ko | head -1)
+    [ -f "$vmlinuz" ] && [ -f "$veth" ] && [ -f "$pktgen" ] ||
+        { echo "kernel-test: no vmlinuz, veth.ko or pktgen.ko in $deb" >&2; exit 1; }
 
     step "initramfs"
     R=$CACHE/initramfs
@@ -151,7 +156,10 @@ else
     done
     cp -L /lib64/ld-linux-x86-64.so.2 "$R/lib64/"
     cp "$veth" "$R/kt/veth.ko"
+    cp "$pktgen" "$R/kt/pktgen.ko"
     cp "$KT/e2e.sh" "$R/kt/e2e.sh"
+    cp "$KT/pktgen.sh" "$R/kt/pktgen.sh"
+    cp "$ROOT/scripts/pktgen-router.sh" "$R/kt/pktgen-router.sh"
     cp "$ROOT/examples/demo-policy.toml" "$R/kt/e2e-policy.toml"
     cp -r "$CACHE/corpus" "$R/kt/corpus"
     echo $DATE >"$R/kt/date"
@@ -182,5 +190,6 @@ if [ $PROBE_ONLY = 1 ]; then
 fi
 step "comparing"
 rc=0
-python3 "$KT/compare.py" "$RESULTS" "$CACHE/host" "$CACHE/corpus/pairs" "$(elapsed)" "$HOST_KERNEL" || rc=$?
+python3 "$KT/compare.py" "$RESULTS" "$CACHE/host" "$CACHE/corpus/pairs" "$(elapsed)" "$HOST_KERNEL" \
+    "$([ "$KERNEL" = host ] || echo pktgen)" || rc=$?
 exit $rc

@@ -4,7 +4,8 @@
 #   KT-KERNEL <uname -r> | <the kernel's /proc/version>
 #   KT-BEGIN <policy> <capture>, the loader's --json lines, KT-END <policy> <capture> rc=<rc>
 #   (on failure the loader's stderr, verifier log included, between KT-STDERR markers)
-#   the output of scripts/kernel-test/e2e.sh, KT-TIME <phase> <seconds>, KT-DONE
+#   the output of scripts/kernel-test/e2e.sh and of scripts/kernel-test/pktgen.sh,
+#   KT-TIME <phase> <seconds>, KT-DONE
 /bin/busybox mkdir -p /proc /sys /dev /run /tmp /usr/bin /usr/sbin /sbin
 /bin/busybox --install -s /bin
 export PATH=/kt/bin:/bin:/sbin:/usr/bin:/usr/sbin
@@ -55,6 +56,13 @@ cat /tmp/e2e >&3
 grep -E '^E2E (ok|FAIL)|^E2E-RESULT|^PROG' /tmp/e2e
 t2=$(up)
 echo "KT-TIME e2e $(awk "BEGIN {print $t2 - $t1}")" >&3
+
+insmod /kt/pktgen.ko 2>&1 || echo "insmod pktgen failed"
+IPROUTE2=/kt/bin/ip sh /kt/pktgen.sh /kt/bin/sdn-loader /kt/e2e-policy.toml /sys/fs/bpf/pg /kt/pktgen-router.sh >/tmp/pktgen 2>&1
+cat /tmp/pktgen >&3
+grep -E '^PKTGEN (ok|FAIL)|^PKTGEN-(RATE|RESULT)' /tmp/pktgen
+t3=$(up)
+echo "KT-TIME pktgen $(awk "BEGIN {print $t3 - $t2}")" >&3
 echo "KT-DONE" >&3
 sync
 poweroff -f

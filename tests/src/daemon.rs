@@ -98,6 +98,8 @@ pub struct Hub {
     pub child: Option<Child>,
     /// Extra arguments of every `run`.
     pub args: Vec<String>,
+    /// Extra environment of every `run` (`NOTIFY_SOCKET`, say).
+    pub env: Vec<(String, String)>,
     runs: usize,
 }
 
@@ -123,6 +125,7 @@ impl Hub {
             dir: dir.to_path_buf(),
             child: None,
             args: Vec::new(),
+            env: Vec::new(),
             runs: 0,
         };
         run_ok(
@@ -161,6 +164,7 @@ impl Hub {
             .arg("--state-dir")
             .arg(self.dir.join("state"))
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(f.try_clone().unwrap())
             .stderr(f)
             .spawn()

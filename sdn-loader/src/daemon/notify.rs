@@ -31,11 +31,17 @@ pub struct Watchdog {
 }
 
 impl Watchdog {
-    /// The watchdog systemd asked for, if any (`WATCHDOG_USEC`).
+    /// The watchdog systemd asked for, if any: `WATCHDOG_USEC`, for this process when
+    /// `WATCHDOG_PID` names it or is unset (as libsystemd's `sd_watchdog_enabled` reads them;
+    /// the sd-notify crate's own check wants `WATCHDOG_PID` always).
     pub fn from_env() -> Self {
-        let mut usec = 0;
-        let every =
-            sd_notify::watchdog_enabled(false, &mut usec).then(|| Duration::from_micros(usec / 2));
+        let usec = (std::env::var("WATCHDOG_USEC").ok())
+            .and_then(|s| s.parse::<u64>().ok())
+            .filter(|u| *u > 0);
+        let ours = std::env::var("WATCHDOG_PID")
+            .ok()
+            .is_none_or(|p| p.parse::<u32>().ok() == Some(std::process::id()));
+        let every = usec.filter(|_| ours).map(|u| Duration::from_micros(u / 2));
         Self { every, last: None }
     }
 

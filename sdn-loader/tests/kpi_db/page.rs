@@ -50,7 +50,7 @@ async fn held_router(url: &str) {
 
 /// Whether a drawing can be made here; `false` (with the reason printed) when Chromium is
 /// missing and not required.
-fn chromium_at_hand() -> bool {
+pub(super) fn chromium_at_hand() -> bool {
     if Path::new(CHROMIUM).is_file() {
         return true;
     }
