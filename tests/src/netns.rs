@@ -129,22 +129,28 @@ pub struct Topology {
     tmp: PathBuf,
 }
 
+/// The name prefix of one test's namespaces and interfaces: `kind` + this process's id in
+/// hex (<= 6 digits) + `tag` (1-2 characters unique among the tests of a binary); interface
+/// names add 2 characters and must stay within 15. Panics (the test fails) without root.
+fn test_prefix(kind: &str, tag: &str) -> String {
+    assert!(
+        is_root(),
+        "these tests need root (network namespaces, XDP, bpffs)"
+    );
+    assert!(
+        (1..=2).contains(&tag.len()) && tag.chars().all(|c| c.is_ascii_alphanumeric()),
+        "tag {tag:?}: 1-2 alphanumeric characters"
+    );
+    let prefix = format!("{kind}{:x}{tag}", std::process::id());
+    assert!(prefix.len() + 2 <= 15, "prefix {prefix} too long");
+    prefix
+}
+
 impl Topology {
     /// Builds the topology for a test (`tag`: 1-2 characters unique among the tests of this
     /// binary), writes `policy` (TOML) to a temporary file and attaches the filter.
     pub fn up(tag: &str, policy: &str) -> Self {
-        assert!(
-            is_root(),
-            "end-to-end tests need root (network namespaces, XDP, bpffs)"
-        );
-        assert!(
-            (1..=2).contains(&tag.len()) && tag.chars().all(|c| c.is_ascii_alphanumeric()),
-            "tag {tag:?}: 1-2 alphanumeric characters"
-        );
-        // Unique per process and test: "e2e" + pid in hex (<= 6 digits) + tag. Interface
-        // names add 2 characters and must stay within 15.
-        let prefix = format!("e2e{:x}{tag}", std::process::id());
-        assert!(prefix.len() + 2 <= 15, "prefix {prefix} too long");
+        let prefix = test_prefix("e2e", tag);
         let tmp = std::env::temp_dir().join(format!("sdn-{prefix}"));
         let topo = Self {
             pin_dir: Path::new(BPFFS).join(&prefix),
@@ -366,17 +372,7 @@ impl HubPair {
     /// this binary), writes `policy` (TOML), attaches the filter on both hubs and routes both
     /// directions through hub A.
     pub fn up(tag: &str, policy: &str) -> Self {
-        assert!(
-            is_root(),
-            "hub-pair tests need root (network namespaces, XDP, bpffs)"
-        );
-        assert!(
-            (1..=2).contains(&tag.len()) && tag.chars().all(|c| c.is_ascii_alphanumeric()),
-            "tag {tag:?}: 1-2 alphanumeric characters"
-        );
-        // "hp" + pid in hex (<= 6 digits) + tag; interface names add 2 characters (<= 15).
-        let prefix = format!("hp{:x}{tag}", std::process::id());
-        assert!(prefix.len() + 2 <= 15, "prefix {prefix} too long");
+        let prefix = test_prefix("hp", tag);
         let tmp = std::env::temp_dir().join(format!("sdn-{prefix}"));
         let pair = Self {
             policy: tmp.join("policy.toml"),
@@ -1008,6 +1004,27 @@ pub fn tcp_connect(
 /// (e.g. `"Ip6OutOctets"`), the numbers `nstat` shows.
 #[derive(Debug, Clone, Default)]
 pub struct NetCounters(pub BTreeMap<String, u64>);
+
+/// The counters an end-to-end check compares: the data plane's and both endpoints' kernels'.
+pub struct Snapshot {
+    /// `sdn-loader stats --json` of the topology's pins.
+    pub stats: Stats,
+    /// The client namespace's kernel counters.
+    pub client: NetCounters,
+    /// The service namespace's kernel counters.
+    pub service: NetCounters,
+}
+
+impl Topology {
+    /// The data plane's and both endpoints' counters now.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            stats: self.stats(),
+            client: NetCounters::read(&self.client()),
+            service: NetCounters::read(&self.service()),
+        }
+    }
+}
 
 impl NetCounters {
     /// Reads the counters of namespace `ns`.

@@ -38,7 +38,7 @@ use std::{
 };
 
 use support::netns::{
-    AgreementRow, ETH_HLEN, NetCounters, Stats, Topology, accept_within, eventually, ping, run,
+    AgreementRow, ETH_HLEN, NetCounters, Snapshot, Topology, accept_within, eventually, ping, run,
     tcp_connect, tcp_listen, udp_bind,
 };
 
@@ -91,21 +91,6 @@ fn payload(n: usize, seed: u8) -> Vec<u8> {
     (0..n)
         .map(|i| (i as u8).wrapping_mul(31) ^ ((i / 251) as u8) ^ seed)
         .collect()
-}
-
-/// The counters the checks compare: the data plane's and both endpoints' kernels'.
-struct Snapshot {
-    stats: Stats,
-    client: NetCounters,
-    service: NetCounters,
-}
-
-fn snapshot(topo: &Topology) -> Snapshot {
-    Snapshot {
-        stats: topo.stats(),
-        client: NetCounters::read(&topo.client()),
-        service: NetCounters::read(&topo.service()),
-    }
 }
 
 /// One TCP connection: the client connects from `src`, sends `data` and half-closes; the
@@ -169,7 +154,7 @@ fn tcp_exchange(
 fn assert_tcp_counted(topo: &Topology, id: u32, dst: SocketAddr, before: &Snapshot) {
     let v6 = dst.is_ipv6();
     eventually(SETTLE, || {
-        let now = snapshot(topo);
+        let now = topo.snapshot();
         let g = now.stats.grown(&before.stats, id);
         let fwd_segs = now.client.tcp_segments_sent() - before.client.tcp_segments_sent();
         let rep_segs = now.service.tcp_segments_sent() - before.service.tcp_segments_sent();
@@ -252,7 +237,7 @@ fn assert_tcp_counted(topo: &Topology, id: u32, dst: SocketAddr, before: &Snapsh
 /// refusal: the service has a listener on `listener`), nothing reaches the service, every
 /// SYN the client sent is counted as a `no-agreement` drop, and no agreement counts anything.
 fn assert_dropped(topo: &Topology, listener: &TcpListener, src: IpAddr, dst: SocketAddr) {
-    let before = snapshot(topo);
+    let before = topo.snapshot();
     match tcp_connect(&topo.client(), src, dst, DENIED_TIMEOUT) {
         Ok(_) => panic!("{src} -> {dst}: connected, but no agreement allows it"),
         Err(e) => assert_eq!(
@@ -262,7 +247,7 @@ fn assert_dropped(topo: &Topology, listener: &TcpListener, src: IpAddr, dst: Soc
         ),
     }
     eventually(SETTLE, || {
-        let now = snapshot(topo);
+        let now = topo.snapshot();
         let syns = now.client.tcp_segments_sent() - before.client.tcp_segments_sent();
         let drops = now.stats.reason_grown(&before.stats, "no-agreement");
         let arrived = now.service.get("Tcp.InSegs") - before.service.get("Tcp.InSegs");
@@ -359,13 +344,13 @@ fn ipv4_tcp_allowed_connections_pass_and_count_denied_ones_drop() {
     );
 
     // Allowed: ouh-clinic -> fmk tcp 443 (agreement 1001), 100 kB one way.
-    let before = snapshot(&topo);
+    let before = topo.snapshot();
     tcp_exchange(&topo, &fmk, CLINIC, sa(FMK, 443), &payload(100_000, 1))
         .expect("allowed connection 198.51.100.10 -> 203.0.113.10:443");
     assert_tcp_counted(&topo, FMK_AGREEMENT, sa(FMK, 443), &before);
 
     // Allowed: ouh-clinic -> pacs dicom (agreement 1003), counted there and only there.
-    let before = snapshot(&topo);
+    let before = topo.snapshot();
     tcp_exchange(&topo, &pacs, CLINIC, sa(PACS, 104), &payload(3_000, 2))
         .expect("allowed connection 198.51.100.10 -> 203.0.113.20:104");
     assert_tcp_counted(&topo, PACS_AGREEMENT, sa(PACS, 104), &before);
@@ -378,7 +363,7 @@ fn ipv4_tcp_allowed_connections_pass_and_count_denied_ones_drop() {
     assert_dropped(&topo, &pacs_https, CLINIC, sa(PACS, 443));
 
     // And the allowed path still works after the drops.
-    let before = snapshot(&topo);
+    let before = topo.snapshot();
     tcp_exchange(&topo, &fmk, CLINIC, sa(FMK, 443), b"again")
         .expect("allowed connection after denied ones");
     assert_tcp_counted(&topo, FMK_AGREEMENT, sa(FMK, 443), &before);
@@ -495,7 +480,7 @@ fn ipv6_ping_and_tcp_pass_and_count() {
 
     let fmk = tcp_listen(&topo.service(), sa(FMK6, 443));
     let fmk_ssh = tcp_listen(&topo.service(), sa(FMK6, 22));
-    let before = snapshot(&topo);
+    let before = topo.snapshot();
     tcp_exchange(&topo, &fmk, CLINIC6, sa(FMK6, 443), &payload(50_000, 3))
         .expect("allowed connection [2001:db8:100::10] -> [2001:db8:300::10]:443");
     assert_tcp_counted(&topo, FMK_AGREEMENT, sa(FMK6, 443), &before);

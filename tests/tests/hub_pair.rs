@@ -45,44 +45,7 @@ use support::netns::{
 
 /// One client, one service with a TCP endpoint (agreement 2001) and a UDP endpoint under
 /// another service (agreement 2002), both approved.
-const POLICY: &str = r#"
-[[organisation]]
-id = "sds"
-name = "Sundhedsdatastyrelsen"
-
-[[organisation]]
-id = "rsyd"
-name = "Region Syddanmark"
-
-[[service]]
-id = "web"
-organisation = "sds"
-name = "Web front end"
-endpoints = [{ address = "203.0.113.10", protocol = "tcp", ports = "443" }]
-
-[[service]]
-id = "feed"
-organisation = "sds"
-name = "Event feed"
-endpoints = [{ address = "203.0.113.10", protocol = "udp", ports = "5000" }]
-
-[[client]]
-id = "clinic"
-organisation = "rsyd"
-prefixes = ["198.51.100.10/32"]
-
-[[agreement]]
-id = 2001
-client = "clinic"
-service = "web"
-state = "approved"
-
-[[agreement]]
-id = 2002
-client = "clinic"
-service = "feed"
-state = "approved"
-"#;
+const POLICY: &str = include_str!("../fixtures/hub-pair-policy.toml");
 
 const TCP_AGREEMENT: u32 = 2001;
 const UDP_AGREEMENT: u32 = 2002;

@@ -44,8 +44,7 @@ use std::{
 };
 
 use support::netns::{
-    ETH_HLEN, NetCounters, Stats, Topology, accept_within, eventually, run_ok, tcp_connect,
-    tcp_listen,
+    ETH_HLEN, Snapshot, Stats, Topology, accept_within, eventually, run_ok, tcp_connect, tcp_listen,
 };
 
 /// The demo policy's agreements (see `end_to_end.rs`): 1001 ouh-clinic -> fmk (tcp 443, udp
@@ -169,21 +168,6 @@ fn ping_summary(stdout: &str, stderr: &str) -> (u64, u64) {
     (nums[0], nums[1])
 }
 
-/// The counters the checks compare: the data plane's and both endpoints' kernels'.
-struct Snapshot {
-    stats: Stats,
-    client: NetCounters,
-    service: NetCounters,
-}
-
-fn snapshot(topo: &Topology) -> Snapshot {
-    Snapshot {
-        stats: topo.stats(),
-        client: NetCounters::read(&topo.client()),
-        service: NetCounters::read(&topo.service()),
-    }
-}
-
 /// No per-agreement counter and no reason count of `earlier` is higher in `later`.
 fn assert_not_reset(earlier: &Stats, later: &Stats) {
     for row in &earlier.agreements {
@@ -291,7 +275,7 @@ fn upgrade_under_traffic_swaps_the_program_without_loss_and_keeps_counting() {
     topo.one_segment_per_packet();
     let listener = tcp_listen(&topo.service(), SocketAddr::new(PACS, PACS_PORT));
     let old_id = running_prog_id(&topo);
-    let before = snapshot(&topo);
+    let before = topo.snapshot();
 
     let ping = Command::new("ip")
         .args(["netns", "exec", &topo.client(), "ping"])
@@ -465,7 +449,7 @@ fn upgrade_under_traffic_swaps_the_program_without_loss_and_keeps_counting() {
 
     let mut last = None;
     eventually(SETTLE, || {
-        let now = snapshot(&topo);
+        let now = topo.snapshot();
         let result = check_totals(&now, &before, transmitted);
         last = Some(now);
         result

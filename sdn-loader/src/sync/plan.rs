@@ -261,36 +261,12 @@ mod tests {
     /// and service name, and cuts long lists short.
     #[test]
     fn describe_names_the_agreements_by_id_and_name() {
-        let policy = crate::policy::parse_toml(
-            r#"
-[[organisation]]
-id = "o"
-name = "O"
-[[service]]
-id = "s"
-organisation = "o"
-name = "Journal API"
-endpoints = [{ address = "203.0.113.10", protocol = "tcp", ports = "443" }]
-[[client]]
-id = "c"
-organisation = "o"
-prefixes = ["198.51.100.0/24"]
-[[agreement]]
-id = 1
-client = "c"
-service = "s"
-state = "approved"
-[[agreement]]
-id = 2
-client = "c"
-service = "s"
-state = "revoked"
-"#,
-        )
-        .unwrap();
+        // 1001: ouh-clinic -> fmk (Faelles Medicinkort), approved; 1002: lab -> fmk, revoked.
+        let policy =
+            crate::policy::parse_toml(include_str!("../../../examples/demo-policy.toml")).unwrap();
         let plan = Plan {
-            added: vec![1],
-            removed: vec![2, 9],
+            added: vec![1001],
+            removed: vec![1002, 9],
             changed: vec![],
             rules_before: 2,
             rules_after: 1,
@@ -298,11 +274,11 @@ state = "revoked"
         };
         assert_eq!(
             plan.describe(&policy, 20),
-            "gained 1 (1 c -> Journal API); lost 2 (2 c -> Journal API, 9); changed none; rules 2 -> 1"
+            "gained 1 (1001 ouh-clinic -> Faelles Medicinkort); lost 2 (1002 lab -> Faelles Medicinkort, 9); changed none; rules 2 -> 1"
         );
         assert_eq!(
             plan.describe(&policy, 1),
-            "gained 1 (1 c -> Journal API); lost 2 (2 c -> Journal API, and 1 more); changed none; rules 2 -> 1"
+            "gained 1 (1001 ouh-clinic -> Faelles Medicinkort); lost 2 (1002 lab -> Faelles Medicinkort, and 1 more); changed none; rules 2 -> 1"
         );
     }
 

@@ -287,6 +287,28 @@ async fn queries_filter_group_and_rank() {
 }
 
 /// `method path` to the server at `addr`; panics when it does not answer within 10 s.
+/// A runtime for a test's server and database work: one worker, like the loader's.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The HTTP state of `kpi serve` for router `hub-a` without a data plane.
+fn served(store: KpiStore, ready: Option<sdn_loader::daemon::notify::Readiness>) -> HttpState {
+    HttpState {
+        store,
+        maps: None,
+        pin_dir: None,
+        router: "hub-a".into(),
+        cardinality: Cardinality::All,
+        connections: Arc::default(),
+        ready,
+    }
+}
+
 fn http_get(addr: std::net::SocketAddr, path: &str, method: &str) -> (u16, String) {
     support::http::request(addr, method, path, std::time::Duration::from_secs(10)).unwrap()
 }
@@ -295,23 +317,11 @@ fn http_get(addr: std::net::SocketAddr, path: &str, method: &str) -> (u16, Strin
 fn json_api_answers_the_same_as_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("k.db").display());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let (addr, stop) = rt.block_on(async {
         let (_db, store) = demo_db(&url).await;
         fill(&store, parse_time("2026-03-01T00:00:00Z").unwrap()).await;
-        let state = Arc::new(HttpState {
-            store,
-            maps: None,
-            pin_dir: None,
-            router: "hub-a".into(),
-            cardinality: Cardinality::All,
-            connections: Arc::default(),
-            ready: None,
-        });
+        let state = Arc::new(served(store, None));
         let listener = http::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

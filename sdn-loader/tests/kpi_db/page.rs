@@ -91,21 +91,29 @@ fn chromium(url: &str, what: &str, profile: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The bars a screenshot shows: for each horizontal band of rows holding the bar colour,
-/// its length in pixels, top to bottom.
-fn bars(png: &Path) -> Vec<usize> {
+/// A screenshot's rows of RGB pixels.
+fn rows_of(png: &Path) -> Vec<Vec<[u8; 3]>> {
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(png).unwrap()));
     let mut reader = decoder.read_info().unwrap();
     let mut buf = vec![0; reader.output_buffer_size()];
     let info = reader.next_frame(&mut buf).unwrap();
     let channels = info.color_type.samples();
-    let width = info.width as usize;
+    (buf[..info.buffer_size()].chunks(info.line_size))
+        .map(|row| {
+            (row.chunks(channels).take(info.width as usize))
+                .map(|p| [p[0], p[1], p[2]])
+                .collect()
+        })
+        .collect()
+}
+
+/// The bars a screenshot shows: for each horizontal band of rows holding the bar colour,
+/// its length in pixels, top to bottom.
+fn bars(png: &Path) -> Vec<usize> {
     let mut bands: Vec<usize> = Vec::new();
     let mut in_band = false;
-    for row in buf[..info.buffer_size()].chunks(info.line_size) {
-        let run = (0..width)
-            .filter(|x| row[x * channels..x * channels + 3] == BAR)
-            .count();
+    for row in rows_of(png) {
+        let run = row.iter().filter(|p| **p == BAR).count();
         match (run > 0, in_band) {
             (true, false) => bands.push(run),
             (true, true) => {
@@ -123,11 +131,7 @@ fn bars(png: &Path) -> Vec<usize> {
 fn the_status_page_draws_the_state_and_the_busiest_agreements() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("k.db").display());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let ready = Readiness::new("test");
     let (addr, _stop, totals) = rt.block_on(async {
         let (_db, store) = demo_db(&url).await;
@@ -143,16 +147,7 @@ fn the_status_page_draws_the_state_and_the_busiest_agreements() {
         (store.write_pass("hub-a", minute_ago, &recent, 2, std::time::Duration::ZERO))
             .await
             .unwrap();
-        let (addr, stop) = serve(HttpState {
-            store,
-            maps: None,
-            pin_dir: None,
-            router: "hub-a".into(),
-            cardinality: Cardinality::All,
-            connections: Arc::default(),
-            ready: Some(ready.clone()),
-        })
-        .await;
+        let (addr, stop) = serve(served(store, Some(ready.clone()))).await;
         (addr, stop, totals)
     });
     assert_eq!(totals.len(), 2);
@@ -244,24 +239,11 @@ fn get_gzip(addr: SocketAddr, path: &str) -> (String, Vec<u8>) {
 fn metrics_are_gzipped_for_a_client_that_asks() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("k.db").display());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let (addr, _stop) = rt.block_on(async {
         let (_db, store) = demo_db(&url).await;
         held_router(&url).await;
-        serve(HttpState {
-            store,
-            maps: None,
-            pin_dir: None,
-            router: "hub-a".into(),
-            cardinality: Cardinality::All,
-            connections: Arc::default(),
-            ready: None,
-        })
-        .await
+        serve(served(store, None)).await
     });
     let (status, plain) = http_get(addr, "/metrics", "GET");
     assert_eq!(status, 200);
@@ -304,16 +286,9 @@ fn metrics_are_gzipped_for_a_client_that_asks() {
 
 /// Pixels of `colour` in the first `rows` rows of a screenshot.
 fn pixels_of(png: &Path, colour: [u8; 3], rows: usize) -> usize {
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(png).unwrap()));
-    let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    let channels = info.color_type.samples();
-    (buf[..info.buffer_size()].chunks(info.line_size))
-        .take(rows)
-        .flat_map(|row| row.chunks(channels).take(info.width as usize))
-        .filter(|p| p[..3] == colour)
-        .count()
+    (rows_of(png).iter().take(rows))
+        .map(|row| row.iter().filter(|p| **p == colour).count())
+        .sum()
 }
 
 /// `kpi report --html` with its defaults (hour buckets over the last 24 hours) when all the
@@ -324,10 +299,7 @@ fn pixels_of(png: &Path, colour: [u8; 3], rows: usize) -> usize {
 fn the_report_draws_traffic_that_fell_in_one_bucket() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("k.db").display());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     rt.block_on(async {
         let (_db, store) = demo_db(&url).await;
         let busy = Utc::now() - Duration::hours(2);

@@ -254,10 +254,7 @@ fn grafana_dashboard_queries_only_exported_metrics() {
 fn html_report_renders_in_headless_chromium() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("k.db").display());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     rt.block_on(async {
         let (_db, store) = demo_db(&url).await;
         fill(&store, parse_time("2026-03-01T00:00:00Z").unwrap()).await;
