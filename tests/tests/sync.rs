@@ -67,6 +67,31 @@ fn follows_the_database_and_fails_static() {
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(plan["guard"], "hold", "{plan}");
     assert_eq!(plan["removed"][0]["agreement"], 1001, "{plan}");
+    // The rule-level diff: every line that goes is 1001's, as many as the count says.
+    let lines = plan["lines_removed"].as_array().unwrap();
+    assert_eq!(lines.len() as u64, plan["rules_removed"].as_u64().unwrap());
+    assert!(
+        !lines.is_empty() && lines.iter().all(|l| l["agreement"] == 1001),
+        "{plan}"
+    );
+    assert!(
+        lines.iter().any(|l| l["endpoint"] == "203.0.113.10/32"
+            && l["protocol"] == "tcp"
+            && l["ports"] == "443"),
+        "{plan}"
+    );
+    assert_eq!(plan["lines_added"], serde_json::json!([]), "{plan}");
+    let text = std::process::Command::new(&*support::netns::LOADER)
+        .args(["plan", "--db", &url, "--router", "sync-test", "--state-dir"])
+        .arg(&state_dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("- 1001 198.51.100.10/32 -> 203.0.113.10/32 tcp 443 vlan any")),
+        "{text}"
+    );
     assert!(
         plan["removed"][0]["packets_24h"].as_u64().unwrap() > 0,
         "plan must show the traffic 1001 carried: {plan}"

@@ -25,6 +25,17 @@ pub struct FlowTableUsage {
     pub full_buckets: u64,
 }
 
+/// The active generation's classifier and rule entries ([`Maps::active_tables`]).
+#[derive(Clone, Debug, Default)]
+pub struct ActiveTables {
+    /// The generation in force (0 or 1).
+    pub generation: u8,
+    /// Prefix entries: (table, family, prefix) -> class.
+    pub prefixes: Vec<(sdn_common::PrefixKey, sdn_common::PrefixValue)>,
+    /// Rule entries: (protocol, VLAN, client class, endpoint class, chunk) -> intervals.
+    pub rules: Vec<(sdn_common::RuleKey, sdn_common::RuleValue)>,
+}
+
 impl Maps {
     /// Takes the maps from a loaded object (or any other source of `Map`s by name).
     pub(super) fn from_source(
@@ -63,6 +74,33 @@ impl Maps {
             None
         };
         Self::from_source(open, owners)
+    }
+
+    /// The prefix and rule entries of the generation in force, as the kernel holds them.
+    ///
+    /// # Errors
+    /// [`DataplaneError::Map`] when a map cannot be read.
+    pub fn active_tables(&self) -> Result<ActiveTables, DataplaneError> {
+        let generation = (self.config()?.active_generation & 1) as u8;
+        let mut prefixes = Vec::new();
+        for kv in &self.prefixes {
+            let (k, v) = kv.map_err(map_err(maps::PREFIXES))?;
+            if k.generation == generation {
+                prefixes.push((k, v));
+            }
+        }
+        let mut rules = Vec::new();
+        for kv in &self.rules {
+            let (k, v) = kv.map_err(map_err(maps::RULES))?;
+            if k.generation == generation {
+                rules.push((k, v));
+            }
+        }
+        Ok(ActiveTables {
+            generation,
+            prefixes,
+            rules,
+        })
     }
 
     /// The configuration in force.

@@ -15,7 +15,7 @@ mod slots;
 pub use clock::kernel_hz;
 use error::map_err;
 pub use error::{DataplaneError, PERMISSION_HINT, permission_hint};
-pub use map_access::{FlowTableUsage, add_counters, sum_counters};
+pub use map_access::{ActiveTables, FlowTableUsage, add_counters, sum_counters};
 
 use std::{
     collections::{BTreeMap, HashMap as StdHashMap},

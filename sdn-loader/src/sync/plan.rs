@@ -66,6 +66,52 @@ pub fn rules(policy: &Policy, today: NaiveDate) -> BTreeSet<Rule> {
     out
 }
 
+impl std::fmt::Display for Rule {
+    /// One line of the allow list: `1001 198.51.100.0/24 -> 203.0.113.10/32 tcp 443 vlan any`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ports = if self.ports.is_empty() {
+            "every port"
+        } else {
+            &self.ports
+        };
+        write!(
+            f,
+            "{} {} -> {} {} {ports} vlan ",
+            self.agreement, self.client, self.endpoint, self.protocol
+        )?;
+        if self.vlan == 0 {
+            f.write_str("any")
+        } else {
+            write!(f, "{}", self.vlan)
+        }
+    }
+}
+
+impl Rule {
+    /// The rule as a JSON object.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "agreement": self.agreement,
+            "client": self.client.to_string(),
+            "endpoint": self.endpoint.to_string(),
+            "protocol": self.protocol,
+            "ports": self.ports,
+            "vlan": (self.vlan != 0).then_some(self.vlan),
+        })
+    }
+}
+
+/// The rule lines that go (in `before`, not in `after`) and that come, in rule order.
+pub fn line_diff<'a>(
+    before: &'a BTreeSet<Rule>,
+    after: &'a BTreeSet<Rule>,
+) -> (Vec<&'a Rule>, Vec<&'a Rule>) {
+    (
+        before.difference(after).collect(),
+        after.difference(before).collect(),
+    )
+}
+
 fn protocol_name(p: Protocol) -> &'static str {
     p.name()
 }
@@ -280,6 +326,30 @@ mod tests {
             plan.describe(&policy, 1),
             "gained 1 (1001 ouh-clinic -> Faelles Medicinkort); lost 2 (1002 lab -> Faelles Medicinkort, and 1 more); changed none; rules 2 -> 1"
         );
+    }
+
+    #[test]
+    fn the_line_diff_names_each_rule_that_goes_and_comes() {
+        let before = set(&[
+            rule(1, "198.51.100.0/25", "443"),
+            rule(2, "192.0.2.0/24", ""),
+        ]);
+        let after = set(&[
+            rule(1, "198.51.100.0/25", "443"),
+            rule(3, "192.0.2.0/24", "22"),
+        ]);
+        let (gone, come) = line_diff(&before, &after);
+        let text = |v: &[&Rule]| v.iter().map(ToString::to_string).collect::<Vec<_>>();
+        assert_eq!(
+            text(&gone),
+            ["2 192.0.2.0/24 -> 203.0.113.10/32 tcp every port vlan any"]
+        );
+        assert_eq!(
+            text(&come),
+            ["3 192.0.2.0/24 -> 203.0.113.10/32 tcp 22 vlan any"]
+        );
+        assert_eq!(come[0].to_json()["ports"], "22");
+        assert!(gone[0].to_json()["vlan"].is_null());
     }
 
     #[test]

@@ -301,6 +301,20 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The rules in force, read back from the running data plane's maps (like `nft list
+    /// ruleset`): agreement, client prefix, endpoint, protocol, ports and VLAN per line.
+    Rules {
+        /// Pin directory on bpffs (default: `pin_dir` of the configuration file, else
+        /// /sys/fs/bpf/sdn).
+        #[arg(long)]
+        pin_dir: Option<PathBuf>,
+        /// Only this agreement's lines.
+        #[arg(long)]
+        agreement: Option<u32>,
+        /// One JSON array of line objects.
+        #[arg(long)]
+        json: bool,
+    },
     /// Per-agreement counters and drop reasons of the running data plane.
     Stats {
         /// Pin directory on bpffs (default: `pin_dir` of the configuration file, else

@@ -48,6 +48,7 @@ pub(crate) fn plan(
         .map(|(_, p)| rules(p, today))
         .unwrap_or_default();
     let plan = Plan::between(&in_force, &next);
+    let (lines_removed, lines_added) = sdn_loader::sync::plan::line_diff(&in_force, &next);
     let traffic: BTreeMap<u32, Traffic> = rows
         .iter()
         .map(|(_, p)| (p.agreement, p.traffic()))
@@ -83,6 +84,8 @@ pub(crate) fn plan(
             "rules_after": plan.rules_after,
             "rules_removed": plan.rules_removed,
             "rules_added": plan.rules_added,
+            "lines_removed": lines_removed.iter().map(|r| r.to_json()).collect::<Vec<_>>(),
+            "lines_added": lines_added.iter().map(|r| r.to_json()).collect::<Vec<_>>(),
             "guard": if hold.is_empty() { "pass" } else { "hold" },
             "guard_reasons": hold,
         });
@@ -141,6 +144,19 @@ pub(crate) fn plan(
                     .map_or_else(|| "none seen".to_owned(), sdn_loader::db::time_text),
                 t.packets_24h,
                 t.bytes_24h
+            );
+        }
+    }
+    // The rule lines themselves, as a diff (the first 200 of each; --json has them all).
+    const SHOWN: usize = 200;
+    for (sign, lines) in [("-", &lines_removed), ("+", &lines_added)] {
+        for r in lines.iter().take(SHOWN) {
+            println!("{sign} {r}");
+        }
+        if lines.len() > SHOWN {
+            println!(
+                "{sign} ... and {} more (--json lists all)",
+                lines.len() - SHOWN
             );
         }
     }

@@ -304,6 +304,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Stats { pin_dir, json } => stats(&pin_dir_of(&config, pin_dir), json),
         Command::Log { pin_dir, seconds } => drop_log(&rt, &pin_dir_of(&config, pin_dir), seconds),
         Command::Probe { json } => probe_cmd(json),
+        Command::Rules {
+            pin_dir,
+            agreement,
+            json,
+        } => rules_cmd(&pin_dir_of(&config, pin_dir), agreement, json),
         Command::Config { command } => config_cmd(config, command),
         Command::Completions { shell } => Ok(generate::completions(shell)),
         Command::Man { out } => generate::man(&out),
@@ -377,4 +382,37 @@ fn config_cmd(mut config: Config, command: ConfigCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `rules`: the active generation decoded from the pinned maps.
+fn rules_cmd(pin_dir: &Path, agreement: Option<u32>, json: bool) -> Result<ExitCode> {
+    let maps = Maps::open_pinned(pin_dir)
+        .with_context(|| format!("opening the data plane pinned at {}", pin_dir.display()))?;
+    let tables = maps.active_tables()?;
+    let lines: Vec<_> = sdn_loader::tools::rules::decode(&tables)
+        .into_iter()
+        .filter(|l| agreement.is_none_or(|a| l.agreement == a))
+        .collect();
+    if let Some(a) = agreement
+        && lines.is_empty()
+    {
+        bail!("agreement {a} has no rules in force on this data plane");
+    }
+    if json {
+        let v: Vec<_> = lines
+            .iter()
+            .map(sdn_loader::tools::rules::Line::to_json)
+            .collect();
+        println!("{}", serde_json::Value::from(v));
+    } else {
+        println!(
+            "# policy generation {} ({} lines)",
+            tables.generation,
+            lines.len()
+        );
+        for l in &lines {
+            println!("{l}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

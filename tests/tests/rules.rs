@@ -1,0 +1,114 @@
+//! `sdn-loader rules` reads the rules in force back from the running data plane's maps: for
+//! the end-to-end policy and for one with nested client prefixes, IPv6, a VLAN agreement, an
+//! endpoint prefix, a revoked agreement and an infrastructure entry, the decoded lines equal
+//! the policy's own (agreements in force only); after a new policy is applied they follow
+//! it; `--agreement` filters, and an agreement without rules is an error. Needs root.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+#![allow(unused_crate_dependencies, reason = "one dependency list per package")]
+
+use sdn_tests as support;
+
+use std::process::Command;
+
+use sdn_loader::tools::rules::{Line, from_policy};
+use support::netns::{LOADER, Topology, root_or_skip, run_ok};
+
+const E2E: &str = include_str!("../fixtures/end-to-end-policy.toml");
+const NESTED: &str = include_str!("../fixtures/rules-nested-policy.toml");
+
+/// What `rules --json` prints, as the lines' JSON.
+fn rules_json(topo: &Topology, extra: &[&str]) -> serde_json::Value {
+    let out = run_ok(
+        Command::new(&*LOADER)
+            .args(["rules", "--json", "--pin-dir"])
+            .arg(&topo.pin_dir)
+            .args(extra),
+    );
+    serde_json::from_str(&out).unwrap()
+}
+
+fn expected(policy: &str) -> serde_json::Value {
+    let p = sdn_loader::policy::parse_toml(policy).unwrap();
+    let today = chrono::Utc::now().date_naive();
+    from_policy(&p, today).iter().map(Line::to_json).collect()
+}
+
+#[test]
+fn the_rules_in_force_read_back_equal_the_policy() {
+    if !root_or_skip() {
+        return;
+    }
+    let topo = Topology::up("ru", E2E);
+    let got = rules_json(&topo, &[]);
+    assert_eq!(got, expected(E2E));
+    // The demo's revoked agreement 1002 has no lines; 1001 has its TCP, UDP and ICMP ones.
+    let lines = got.as_array().unwrap();
+    assert!(lines.iter().all(|l| l["agreement"] != 1002));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["agreement"] == 1001 && l["protocol"] == "icmp")
+    );
+
+    // A new policy: the maps' new generation reads back as it.
+    std::fs::write(&topo.policy, NESTED).unwrap();
+    topo.attach();
+    let got = rules_json(&topo, &[]);
+    let want = expected(NESTED);
+    assert_eq!(got, want);
+    let text = |l: &serde_json::Value| l.to_string();
+    let lines: Vec<String> = got.as_array().unwrap().iter().map(text).collect();
+    assert!(
+        lines.iter().any(|l| l.contains("\"vlan\":100")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("2001:db8:100::/48")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("\"client\":null") && l.contains("192.0.2.0/28")),
+        "{lines:?}"
+    );
+    // The nested /32's own agreements are there; its derived copies of the /24's are not.
+    let of = |a: u32| {
+        got.as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l["agreement"] == a)
+            .count()
+    };
+    assert_eq!((of(10), of(20), of(30), of(40)), (2, 1, 1, 0), "{lines:?}");
+
+    // The text form, one line per rule, and the filter.
+    let out = run_ok(
+        Command::new(&*LOADER)
+            .args(["rules", "--pin-dir"])
+            .arg(&topo.pin_dir)
+            .args(["--agreement", "10"]),
+    );
+    assert!(
+        out.lines()
+            .any(|l| l
+                == "agreement 10 198.51.100.0/24 -> 203.0.113.0/28 tcp 443,8000-8100 vlan any"),
+        "{out}"
+    );
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("agreement ")).count(),
+        2,
+        "{out}"
+    );
+    let out = Command::new(&*LOADER)
+        .args(["rules", "--pin-dir"])
+        .arg(&topo.pin_dir)
+        .args(["--agreement", "40"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("agreement 40 has no rules in force"),
+        "{out:?}"
+    );
+}
