@@ -112,3 +112,64 @@ fn the_rules_in_force_read_back_equal_the_policy() {
         "{out:?}"
     );
 }
+
+/// `--organisation` takes the names from the policy in force that the daemon keeps in its
+/// state directory: the lines of the agreements where the organisation is the client's or
+/// the service's; an unknown organisation, or no policy kept, is an error.
+#[test]
+fn rules_of_one_organisation_come_from_the_policy_in_force() {
+    use support::daemon::{Hub, loader, router_status, wait_for};
+    let Some((mut g, dir)) = Hub::for_test("ro") else {
+        return;
+    };
+    let url = format!("sqlite://{}", dir.path().join("sdn.db").display());
+    let policy = dir.path().join("nested.toml");
+    std::fs::write(&policy, NESTED).unwrap();
+    loader(&["db", "--db", &url, "import", policy.to_str().unwrap()]);
+    g.spawn(&url, "rules-test");
+    g.wait_attached();
+    wait_for("in sync", std::time::Duration::from_secs(10), || {
+        router_status(&url, "rules-test")["state"] == "in-sync"
+    });
+    let state = g.dir.join("state");
+    let rules = |org: &str| {
+        Command::new(&*LOADER)
+            .args(["rules", "--json", "--pin-dir"])
+            .arg(&g.pin_dir)
+            .arg("--state-dir")
+            .arg(&state)
+            .args(["--organisation", org])
+            .output()
+            .unwrap()
+    };
+    // rsyd is every client's organisation, sds every service's: all agreement lines, and
+    // not the infrastructure line.
+    for org in ["rsyd", "sds"] {
+        let out = rules(org);
+        assert!(out.status.success(), "{out:?}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let ids: std::collections::BTreeSet<u64> = (v.as_array().unwrap().iter())
+            .map(|l| l["agreement"].as_u64().unwrap())
+            .collect();
+        assert_eq!(ids, [10, 20, 30].into(), "{org}: {v}");
+    }
+    let out = rules("nosuch");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no organisation \"nosuch\""),
+        "{out:?}"
+    );
+    let out = Command::new(&*LOADER)
+        .args(["rules", "--pin-dir"])
+        .arg(&g.pin_dir)
+        .arg("--state-dir")
+        .arg(dir.path().join("empty"))
+        .args(["--organisation", "sds"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("needs the policy in force"),
+        "{out:?}"
+    );
+}

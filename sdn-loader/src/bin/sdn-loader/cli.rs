@@ -311,6 +311,14 @@ pub(crate) enum Command {
         /// Only this agreement's lines.
         #[arg(long)]
         agreement: Option<u32>,
+        /// Only the agreements where this organisation is the client's or the service's
+        /// (names from the policy in force kept in the state directory).
+        #[arg(long)]
+        organisation: Option<String>,
+        /// Where the loader keeps the policy in force (default: `state_dir` of the
+        /// configuration file, else /var/lib/sdn).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
         /// One JSON array of line objects.
         #[arg(long)]
         json: bool,

@@ -307,8 +307,31 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Rules {
             pin_dir,
             agreement,
+            organisation,
+            state_dir,
             json,
-        } => rules_cmd(&pin_dir_of(&config, pin_dir), agreement, json),
+        } => {
+            // An organisation is known by name only to the policy in force.
+            let of_organisation = match organisation {
+                None => None,
+                Some(org) => {
+                    let dir = state_dir.unwrap_or_else(|| config.state_dir.clone());
+                    let (_, policy) = sdn_loader::sync::state::load(&dir)?.with_context(|| {
+                        format!(
+                            "--organisation needs the policy in force, and {} holds none",
+                            dir.display()
+                        )
+                    })?;
+                    Some(agreements_of(&policy, &org)?)
+                }
+            };
+            rules_cmd(
+                &pin_dir_of(&config, pin_dir),
+                agreement,
+                of_organisation.as_ref(),
+                json,
+            )
+        }
         Command::Config { command } => config_cmd(config, command),
         Command::Completions { shell } => Ok(generate::completions(shell)),
         Command::Man { out } => generate::man(&out),
@@ -384,14 +407,48 @@ fn config_cmd(mut config: Config, command: ConfigCommand) -> Result<ExitCode> {
     }
 }
 
+/// The agreements where `org` is the client's or the service's organisation.
+fn agreements_of(policy: &policy::Policy, org: &str) -> Result<std::collections::BTreeSet<u32>> {
+    if !policy.organisations.iter().any(|o| o.id == org) {
+        bail!("no organisation {org:?} in the policy in force");
+    }
+    let org_of_client = |id: &str| {
+        policy
+            .clients
+            .iter()
+            .find(|c| c.id == id)
+            .map(|c| &c.organisation)
+    };
+    let org_of_service = |id: &str| {
+        policy
+            .services
+            .iter()
+            .find(|s| s.id == id)
+            .map(|s| &s.organisation)
+    };
+    Ok((policy.agreements.iter())
+        .filter(|a| {
+            org_of_client(&a.client).is_some_and(|o| o == org)
+                || org_of_service(&a.service).is_some_and(|o| o == org)
+        })
+        .map(|a| a.id)
+        .collect())
+}
+
 /// `rules`: the active generation decoded from the pinned maps.
-fn rules_cmd(pin_dir: &Path, agreement: Option<u32>, json: bool) -> Result<ExitCode> {
+fn rules_cmd(
+    pin_dir: &Path,
+    agreement: Option<u32>,
+    organisation: Option<&std::collections::BTreeSet<u32>>,
+    json: bool,
+) -> Result<ExitCode> {
     let maps = Maps::open_pinned(pin_dir)
         .with_context(|| format!("opening the data plane pinned at {}", pin_dir.display()))?;
     let tables = maps.active_tables()?;
     let lines: Vec<_> = sdn_loader::tools::rules::decode(&tables)
         .into_iter()
         .filter(|l| agreement.is_none_or(|a| l.agreement == a))
+        .filter(|l| organisation.is_none_or(|ids| ids.contains(&l.agreement)))
         .collect();
     if let Some(a) = agreement
         && lines.is_empty()
