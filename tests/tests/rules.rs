@@ -153,6 +153,77 @@ fn rules_of_one_organisation_come_from_the_policy_in_force() {
             .collect();
         assert_eq!(ids, [10, 20, 30].into(), "{org}: {v}");
     }
+    // explain without --policy: the policy in force, checked against the kernel's rules.
+    let explain = |args: &[&str]| {
+        Command::new(&*LOADER)
+            .arg("explain")
+            .args(args)
+            .arg("--pin-dir")
+            .arg(&g.pin_dir)
+            .arg("--state-dir")
+            .arg(&state)
+            .output()
+            .unwrap()
+    };
+    let out = explain(&[
+        "198.51.100.10",
+        "203.0.113.5",
+        "tcp",
+        "40000",
+        "22",
+        "--syn",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        text.starts_with("PASS") && text.contains("agreement: 20"),
+        "{text}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("equal to the data plane's"),
+        "{out:?}"
+    );
+    // From elsewhere in the region: only the revoked agreement 40 could have carried it.
+    let out = explain(&[
+        "198.51.100.50",
+        "203.0.113.5",
+        "tcp",
+        "40000",
+        "22",
+        "--syn",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        text.contains("not agreement 40 (region -> ssh, forward): it is revoked"),
+        "{text}"
+    );
+    // A kept policy that is not what the kernel holds is refused, naming the difference.
+    let (revision, kept) = sdn_loader::sync::state::load(&state).unwrap().unwrap();
+    let other = dir.path().join("other-state");
+    let e2e = sdn_loader::policy::parse_toml(E2E).unwrap();
+    sdn_loader::sync::state::save(&other, revision, &e2e).unwrap();
+    let out = Command::new(&*LOADER)
+        .args([
+            "explain",
+            "198.51.100.10",
+            "203.0.113.5",
+            "tcp",
+            "40000",
+            "22",
+            "--pin-dir",
+        ])
+        .arg(&g.pin_dir)
+        .arg("--state-dir")
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not enforce the policy in force"),
+        "{out:?}"
+    );
+    drop(kept);
     let out = rules("nosuch");
     assert_eq!(out.status.code(), Some(1));
     assert!(

@@ -3,10 +3,11 @@
 
 use std::fmt::Write as _;
 
+use chrono::NaiveDate;
 use sdn_common::reason;
 
 use crate::{
-    policy::{Policy, Protocol},
+    policy::{AgreementState, Endpoint, Policy, Protocol},
     tools::{
         frames::Spec,
         replay::{Direction, Verdict},
@@ -39,7 +40,7 @@ pub fn clause(reason_name: &str) -> &'static str {
 }
 
 /// A human explanation of one verdict.
-pub fn describe(policy: &Policy, spec: &Spec, v: &Verdict) -> String {
+pub fn describe(policy: &Policy, spec: &Spec, v: &Verdict, today: NaiveDate) -> String {
     let mut s = String::new();
     let verdict = if v.passed() { "PASS" } else { "DROP" };
     let _ = writeln!(s, "{verdict} ({})", v.reason);
@@ -112,8 +113,88 @@ pub fn describe(policy: &Policy, spec: &Spec, v: &Verdict) -> String {
                 "  agreements of the client(s) involved (none matched): {near:?}"
             );
         }
+        for line in why_not(policy, spec, today) {
+            let _ = writeln!(s, "  not {line}");
+        }
     }
     s
+}
+
+/// Why each agreement that could have carried the packet did not: those whose client has a
+/// prefix holding the packet's source and whose service has an endpoint holding its
+/// destination (forward), or the other way round (reply). One line per agreement and
+/// direction, naming every cause: its state, its expiry, its VLAN, the protocol or the port.
+pub fn why_not(policy: &Policy, spec: &Spec, today: NaiveDate) -> Vec<String> {
+    let mut out = Vec::new();
+    for a in &policy.agreements {
+        let client = policy.clients.iter().find(|c| c.id == a.client);
+        let service = policy.services.iter().find(|s| s.id == a.service);
+        let (Some(client), Some(service)) = (client, service) else {
+            continue;
+        };
+        let ways = [
+            (spec.src, spec.dst, spec.dport, "forward"),
+            (spec.dst, spec.src, spec.sport, "reply"),
+        ];
+        for (client_addr, endpoint_addr, port, way) in ways {
+            if !client.prefixes.iter().any(|p| p.contains(&client_addr)) {
+                continue;
+            }
+            let at: Vec<&Endpoint> = (service.endpoints.iter())
+                .filter(|e| e.address.contains(&endpoint_addr))
+                .collect();
+            if at.is_empty() {
+                continue;
+            }
+            let mut why = Vec::new();
+            if a.state != AgreementState::Approved {
+                why.push(format!("it is {}", a.state.name()));
+            }
+            if let Some(e) = a.expires
+                && today >= e
+            {
+                why.push(format!("it expired on {e}"));
+            }
+            if let Some(v) = a.vlan
+                && spec.vlan != Some(v)
+            {
+                why.push(match spec.vlan {
+                    Some(got) => format!("it is for VLAN {v}, the packet has VLAN {got}"),
+                    None => format!("it is for VLAN {v}, the packet is untagged"),
+                });
+            }
+            let by_protocol: Vec<&&Endpoint> = (at.iter())
+                .filter(|e| {
+                    e.protocol == Protocol::Any || e.protocol.number() == Some(spec.protocol)
+                })
+                .collect();
+            if by_protocol.is_empty() {
+                let offered: Vec<&str> = at.iter().map(|e| e.protocol.name()).collect();
+                why.push(format!(
+                    "its endpoint {endpoint_addr} takes {}, not protocol {}",
+                    offered.join(", "),
+                    spec.protocol
+                ));
+            } else if !by_protocol.iter().any(|e| {
+                !e.protocol.has_ports()
+                    || e.ports.is_empty()
+                    || e.ports.iter().any(|r| r.contains(port))
+            }) {
+                let sets: Vec<String> = by_protocol.iter().map(|e| ports_text(&e.ports)).collect();
+                why.push(format!("port {port} is not in the set {}", sets.join(" ")));
+            }
+            if !why.is_empty() {
+                out.push(format!(
+                    "agreement {} ({} -> {}, {way}): {}",
+                    a.id,
+                    a.client,
+                    a.service,
+                    why.join("; ")
+                ));
+            }
+        }
+    }
+    out
 }
 
 fn ports_text(ports: &[crate::policy::PortRange]) -> String {

@@ -88,14 +88,20 @@ fn explain_denied() {
         Explained {
             args: "198.51.100.10 203.0.113.10 tcp 40000 22 --syn",
             first: &["DROP"],
-            says: &["no-agreement"],
+            says: &[
+                "no-agreement",
+                "not agreement 1001 (clinic -> fmk, forward): port 22 is not in the set 443",
+            ],
             not: &["agreement: "],
         },
         // Revoked agreement 1002.
         Explained {
             args: "192.0.2.5 203.0.113.10 tcp 40000 443 --syn",
             first: &["DROP"],
-            says: &["no-agreement"],
+            says: &[
+                "no-agreement",
+                "not agreement 1002 (lab -> fmk, forward): it is revoked",
+            ],
             not: &[],
         },
     ]);
@@ -133,13 +139,17 @@ fn explain_vlan() {
         Explained {
             args: "198.51.100.10 203.0.113.20 tcp 40000 104 --syn --vlan 200",
             first: &["DROP"],
-            says: &[],
+            says: &[
+                "not agreement 1003 (clinic -> pacs, forward): it is for VLAN 100, the packet has VLAN 200",
+            ],
             not: &[],
         },
         Explained {
             args: "198.51.100.10 203.0.113.20 tcp 40000 104 --syn",
             first: &["DROP"],
-            says: &[],
+            says: &[
+                "not agreement 1003 (clinic -> pacs, forward): it is for VLAN 100, the packet is untagged",
+            ],
             not: &[],
         },
     ]);

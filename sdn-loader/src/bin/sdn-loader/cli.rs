@@ -86,11 +86,21 @@ pub(crate) enum Command {
         #[arg(long)]
         date: Option<NaiveDate>,
     },
-    /// Judge one synthesised packet and say which agreement and clause decided it.
+    /// Judge one synthesised packet and say which agreement and clause decided it, and why
+    /// the agreements that could have carried it did not.
     Explain {
-        /// Policy file.
+        /// Policy file. Without it: the policy in force on this router (kept in the state
+        /// directory by the daemon), after checking that the running data plane's maps hold
+        /// exactly its rules.
         #[arg(long)]
-        policy: PathBuf,
+        policy: Option<PathBuf>,
+        /// Pin directory of the running data plane (without --policy).
+        #[arg(long)]
+        pin_dir: Option<PathBuf>,
+        /// Where the daemon keeps the policy in force (without --policy; default: `state_dir`
+        /// of the configuration file, else /var/lib/sdn).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
         /// Source address.
         #[arg(value_parser = sdn_loader::policy::parse_addr)]
         src: IpAddr,

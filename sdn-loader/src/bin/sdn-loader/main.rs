@@ -157,6 +157,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => replay(&policy, &pcap, json, today(date)),
         Command::Explain {
             policy,
+            pin_dir,
+            state_dir,
             src,
             dst,
             proto,
@@ -183,7 +185,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 tcp_flags: if syn { 0x02 } else { 0x10 },
                 ext_headers: 0,
             };
-            explain(&policy, &spec, today(date), json)
+            let source = match &policy {
+                Some(path) => verdicts::Judged::File(path),
+                None => verdicts::Judged::InForce {
+                    pin_dir: pin_dir_of(&config, pin_dir),
+                    state_dir: state_dir.unwrap_or_else(|| config.state_dir.clone()),
+                },
+            };
+            explain(&source, &spec, today(date), json)
         }
         Command::Run {
             ifaces,

@@ -98,20 +98,64 @@ pub(crate) fn replay(
     })
 }
 
+/// What `explain` judges with.
+pub(crate) enum Judged<'a> {
+    /// A policy file.
+    File(&'a Path),
+    /// The policy in force on this router: kept in `state_dir`, and checked to be what the
+    /// data plane pinned at `pin_dir` holds.
+    InForce {
+        pin_dir: PathBuf,
+        state_dir: PathBuf,
+    },
+}
+
+/// The policy in force, once the running data plane's rules are found equal to it.
+fn policy_in_force(pin_dir: &Path, state_dir: &Path, date: NaiveDate) -> Result<policy::Policy> {
+    let (revision, p) = sdn_loader::sync::state::load(state_dir)?.with_context(|| {
+        format!(
+            "no policy in force is kept in {} (give --policy FILE, or --state-dir of a router following a database)",
+            state_dir.display()
+        )
+    })?;
+    let maps = Maps::open_pinned(pin_dir)
+        .with_context(|| format!("opening the data plane pinned at {}", pin_dir.display()))?;
+    let live = sdn_loader::tools::rules::decode(&maps.active_tables()?);
+    let kept = sdn_loader::tools::rules::from_policy(&p, date);
+    if live != kept {
+        let differ = live.iter().filter(|l| !kept.contains(l)).count()
+            + kept.iter().filter(|l| !live.contains(l)).count();
+        bail!(
+            "the data plane at {} does not enforce the policy in force kept in {} (revision {revision}): {differ} rule lines differ; `sdn-loader rules` shows what the kernel holds",
+            pin_dir.display(),
+            state_dir.display()
+        );
+    }
+    eprintln!(
+        "judged with revision {revision}, the policy in force ({} rule lines, equal to the data plane's at {})",
+        live.len(),
+        pin_dir.display()
+    );
+    Ok(p)
+}
+
 pub(crate) fn explain(
-    policy_path: &Path,
+    source: &Judged<'_>,
     spec: &Spec,
     date: NaiveDate,
     json: bool,
 ) -> Result<ExitCode> {
-    let p = load_policy(policy_path)?;
+    let p = match source {
+        Judged::File(path) => load_policy(path)?,
+        Judged::InForce { pin_dir, state_dir } => policy_in_force(pin_dir, state_dir, date)?,
+    };
     let frame = synth::build(spec)?;
     let mut r = Replayer::new(&p, date)?;
     let v = r.judge(&frame)?;
     if json {
         println!("{}", serde_json::to_string(&v)?);
     } else {
-        print!("{}", describe(&p, spec, &v));
+        print!("{}", describe(&p, spec, &v, date));
     }
     // Like grep: the answer is in the exit code too (0 passes, 2 dropped; 1 is an error).
     Ok(if v.passed() {
