@@ -6,7 +6,7 @@
 #
 #   usage: pktgen-router.sh [-n] DEV DST_MAC
 #
-#   -n        dry run (also DRY_RUN=1): print the pktgen commands, write nothing
+#   -n        dry run (also DRY_RUN=1/yes/true): print the pktgen commands, write nothing
 #   DEV       sender interface cabled to the router (never a management interface)
 #   DST_MAC   MAC address of the router port DEV is cabled to
 #   THREADS   pktgen threads (one per CPU, kpktgend_N), default 2
@@ -32,7 +32,10 @@ set -eu
 usage() { sed -n '7,23p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 fail() { echo "pktgen-router.sh: $*" >&2; exit 1; }
 
-dry=${DRY_RUN:-0}
+case ${DRY_RUN:-0} in
+    0|no|false|"") dry=0 ;;
+    *) dry=1 ;;
+esac
 if [ "${1:-}" = "-n" ]; then dry=1; shift; fi
 case "${1:-}" in -h|--help|"") usage ;; esac
 [ $# -eq 2 ] || usage
@@ -74,11 +77,12 @@ else
         t=$((t + 1))
     done
     pg() {
-        echo "$2" >"/proc/net/pktgen/$1"
-        # pktgen answers each command in the file's Result line.
-        if [ "${1#kpktgend_}" = "$1" ] && [ "$1" != pgctrl ] &&
-            ! grep -q "^Result: OK" "/proc/net/pktgen/$1"; then
-            fail "pktgen refused '$2' on $1: $(grep '^Result:' "/proc/net/pktgen/$1")"
+        # pktgen answers each command in the file's Result line (and some by failing the
+        # write: "burst" on a driver without TX skb sharing, veth among them; use BURST=1).
+        if ! echo "$2" >"/proc/net/pktgen/$1" 2>/dev/null ||
+            { [ "${1#kpktgend_}" = "$1" ] && [ "$1" != pgctrl ] &&
+                ! grep -q "^Result: OK" "/proc/net/pktgen/$1"; }; then
+            fail "pktgen refused '$2' on $1: $(grep '^Result:' "/proc/net/pktgen/$1" 2>/dev/null)"
         fi
     }
 fi

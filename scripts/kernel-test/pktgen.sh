@@ -53,8 +53,9 @@ noports() {
 }
 # Numbers out of `stats --json` (pretty-printed; made one line first).
 compact() { echo "$1" | tr -d ' \n'; }
-fwd() { compact "$1" | tr '{' '\n' | grep '"agreement":1001,' | sed -n 's/.*"forward_packets":\([0-9]*\).*/\1/p'; }
-field() { compact "$1" | sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p"; }
+# (0 when absent, so that a missing figure fails its check instead of the arithmetic.)
+fwd() { v=$(compact "$1" | tr '{' '\n' | grep '"agreement":1001,' | sed -n 's/.*"forward_packets":\([0-9]*\).*/\1/p'); echo "${v:-0}"; }
+field() { v=$(compact "$1" | sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p" | head -1); echo "${v:-0}"; }
 cleanup
 mkdir -p /run/netns
 $IP netns add $A && $IP netns add $B || { say "FAIL cannot create namespaces"; echo "PKTGEN-RESULT fail"; exit 1; }

@@ -80,7 +80,35 @@ fn the_rules_in_force_read_back_equal_the_policy() {
             .filter(|l| l["agreement"] == a)
             .count()
     };
-    assert_eq!((of(10), of(20), of(30), of(40)), (2, 1, 1, 0), "{lines:?}");
+    assert_eq!(
+        (of(10), of(20), of(30), of(40), of(50)),
+        (2, 1, 1, 0, 1),
+        "{lines:?}"
+    );
+
+    // Overlapping agreements: clinic's 60 to web repeats what the region's 10 already gives
+    // the clinic's /32. The kernel counts the overlap under the lowest id, so the lines read
+    // back are the compiled policy's (decode_compiled), not the file's, and 60 has none.
+    let overlapping = format!(
+        "{NESTED}\n[[agreement]]\nid = 60\nclient = \"clinic\"\nservice = \"web\"\nstate = \"approved\"\n"
+    );
+    std::fs::write(&topo.policy, &overlapping).unwrap();
+    topo.attach();
+    let p = sdn_loader::policy::parse_toml(&overlapping).unwrap();
+    let compiled = sdn_loader::compile::compile(&p, chrono::Utc::now().date_naive()).unwrap();
+    let want: serde_json::Value = (sdn_loader::tools::rules::decode_compiled(&compiled).iter())
+        .map(Line::to_json)
+        .collect();
+    assert_eq!(rules_json(&topo, &[]), want);
+    assert!(
+        want.as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["agreement"] != 60),
+        "{want}"
+    );
+    std::fs::write(&topo.policy, NESTED).unwrap();
+    topo.attach();
 
     // The text form, one line per rule, and the filter.
     let out = run_ok(
@@ -142,16 +170,20 @@ fn rules_of_one_organisation_come_from_the_policy_in_force() {
             .output()
             .unwrap()
     };
-    // rsyd is every client's organisation, sds every service's: all agreement lines, and
-    // not the infrastructure line.
-    for org in ["rsyd", "sds"] {
+    // rsyd's clients have 10, 20, 30; other's partner 50; sds owns every service: all of
+    // them. Never the infrastructure line.
+    for (org, want) in [
+        ("rsyd", vec![10, 20, 30]),
+        ("other", vec![50]),
+        ("sds", vec![10, 20, 30, 50]),
+    ] {
         let out = rules(org);
         assert!(out.status.success(), "{out:?}");
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let ids: std::collections::BTreeSet<u64> = (v.as_array().unwrap().iter())
             .map(|l| l["agreement"].as_u64().unwrap())
             .collect();
-        assert_eq!(ids, [10, 20, 30].into(), "{org}: {v}");
+        assert_eq!(ids, want.into_iter().collect(), "{org}: {v}");
     }
     // explain without --policy: the policy in force, checked against the kernel's rules.
     let explain = |args: &[&str]| {

@@ -55,8 +55,9 @@ impl Watchdog {
     }
 }
 
-/// Whether the daemon is ready: set once, by the first sync step that leaves the database's
-/// policy in force (applied, or found already in force), and never unset. `/healthz` answers
+/// Whether the daemon is ready: set once, by the first sync step that reaches the database
+/// with a policy in force (applied, found current, or a newer revision held or refused while
+/// the last good one stays), and never unset. `/healthz` answers
 /// 503 until then, and systemd hears `READY=1` at that moment, with the status line given.
 #[derive(Clone, Debug, Default)]
 pub struct Readiness {

@@ -608,9 +608,13 @@ pub fn follow(
             write |= fol.check_interfaces(opts);
             last_iface_check = Some(Instant::now());
         }
+        // Ready once a step has reached the database with a policy in force: applied or
+        // found current, or a newer revision held by the guard or refused while the last
+        // good one stays (a decision taken; waiting for it would fail the service's start
+        // while the filter enforces correctly).
         if let Some(ready) = &ready
-            && (matches!(result, Ok(Step::Applied(_)))
-                || (matches!(result, Ok(Step::Unchanged)) && fol.applied.is_some()))
+            && result.is_ok()
+            && fol.applied.is_some()
         {
             ready.set();
         }

@@ -93,17 +93,17 @@ fn protocol_name(n: u8) -> String {
 }
 
 /// A classifier entry back as a prefix.
-fn prefix_of(k: &sdn_common::PrefixKey) -> Option<IpNet> {
-    let bytes: Vec<u8> = k.addr.iter().flat_map(|w| w.to_ne_bytes()).collect();
-    match k.family {
+fn prefix_of(fam: u8, len: u8, addr: &[u32; 4]) -> Option<IpNet> {
+    let bytes: Vec<u8> = addr.iter().flat_map(|w| w.to_ne_bytes()).collect();
+    match fam {
         family::V4 => {
             let a = std::net::Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]);
-            ipnet::Ipv4Net::new(a, k.prefix_len).ok().map(IpNet::V4)
+            ipnet::Ipv4Net::new(a, len).ok().map(IpNet::V4)
         }
         family::V6 => {
             let mut o = [0u8; 16];
             o.copy_from_slice(&bytes[..16]);
-            ipnet::Ipv6Net::new(std::net::Ipv6Addr::from(o), k.prefix_len)
+            ipnet::Ipv6Net::new(std::net::Ipv6Addr::from(o), len)
                 .ok()
                 .map(IpNet::V6)
         }
@@ -111,56 +111,86 @@ fn prefix_of(k: &sdn_common::PrefixKey) -> Option<IpNet> {
     }
 }
 
+/// A rule key without generation and chunk: client class, endpoint class, VLAN, protocol.
+type RuleKeyParts = (u32, u32, u16, u8);
+/// A rule key's intervals: first port, last port, agreement.
+type Intervals = Vec<(u16, u16, u32)>;
+
+/// The compiled form both the maps and [`crate::compile`] give: (table, class) -> prefixes,
+/// and per rule key its intervals (first port, last port, agreement).
+#[derive(Default)]
+struct Classified {
+    classes: BTreeMap<(u8, u32), Vec<IpNet>>,
+    rules: Vec<(RuleKeyParts, Intervals)>,
+}
+
 /// Decodes the maps' entries into lines (normalized, sorted).
 pub fn decode(t: &ActiveTables) -> Vec<Line> {
-    let mut classes: BTreeMap<(u8, u32), Vec<IpNet>> = BTreeMap::new();
+    let mut c = Classified::default();
     for (k, v) in &t.prefixes {
-        if let Some(p) = prefix_of(k) {
-            classes.entry((k.table, v.class)).or_default().push(p);
+        if let Some(p) = prefix_of(k.family, k.prefix_len, &k.addr) {
+            c.classes.entry((k.table, v.class)).or_default().push(p);
         }
     }
+    for (k, v) in &t.rules {
+        let intervals = (v.entries.iter().take(v.count as usize))
+            .map(|r| (r.port_lo, r.port_hi, r.agreement))
+            .collect();
+        let key = (k.client_class, k.endpoint_class, k.vlan, k.protocol);
+        c.rules.push((key, intervals));
+    }
+    lines_of(&c)
+}
+
+/// What [`decode`] gives for the maps a compiled policy fills: the same lossy form, so that
+/// a data plane can be compared with the policy it should enforce, overlaps and all.
+pub fn decode_compiled(compiled: &crate::compile::Compiled) -> Vec<Line> {
+    let mut c = Classified::default();
+    for p in &compiled.prefixes {
+        if let Some(net) = prefix_of(p.family, p.prefix_len, &p.addr) {
+            c.classes.entry((p.table, p.class)).or_default().push(net);
+        }
+    }
+    for r in &compiled.rules {
+        let intervals = (r.intervals.iter())
+            .map(|i| (i.lo, i.hi, i.agreement))
+            .collect();
+        let key = (r.client_class, r.endpoint_class, r.vlan, r.protocol);
+        c.rules.push((key, intervals));
+    }
+    lines_of(&c)
+}
+
+fn lines_of(c: &Classified) -> Vec<Line> {
     let none = Vec::new();
     let mut lines = Vec::new();
-    for (k, v) in &t.rules {
-        let vlan = (k.vlan != VLAN_ANY).then_some(k.vlan);
-        let protocol = protocol_name(k.protocol);
-        let entries = v.entries.iter().take(v.count as usize);
-        if k.client_class == INFRA_CLASS {
-            for e in classes
-                .get(&(table::INFRA, k.endpoint_class))
-                .unwrap_or(&none)
-            {
-                for r in entries.clone() {
+    for ((client_class, endpoint_class, vlan, proto), intervals) in &c.rules {
+        let vlan = (*vlan != VLAN_ANY).then_some(*vlan);
+        let protocol = protocol_name(*proto);
+        let infra = *client_class == INFRA_CLASS;
+        let clients: Vec<Option<IpNet>> = if infra {
+            vec![None]
+        } else {
+            (c.classes
+                .get(&(table::CLIENT, *client_class))
+                .unwrap_or(&none))
+            .iter()
+            .map(|p| Some(*p))
+            .collect()
+        };
+        let endpoint_table = if infra { table::INFRA } else { table::ENDPOINT };
+        let endpoints = (c.classes.get(&(endpoint_table, *endpoint_class))).unwrap_or(&none);
+        for client in &clients {
+            let same_family =
+                |e: &&IpNet| client.is_none_or(|c| c.addr().is_ipv4() == e.addr().is_ipv4());
+            for e in endpoints.iter().filter(same_family) {
+                for &(lo, hi, agreement) in intervals {
                     lines.push(Line {
-                        agreement: 0,
-                        client: None,
+                        agreement: if infra { 0 } else { agreement },
+                        client: *client,
                         endpoint: *e,
                         protocol: protocol.clone(),
-                        ports: vec![(r.port_lo, r.port_hi)],
-                        vlan,
-                    });
-                }
-            }
-            continue;
-        }
-        let clients = classes
-            .get(&(table::CLIENT, k.client_class))
-            .unwrap_or(&none);
-        let endpoints = classes
-            .get(&(table::ENDPOINT, k.endpoint_class))
-            .unwrap_or(&none);
-        for c in clients {
-            for e in endpoints
-                .iter()
-                .filter(|e| e.addr().is_ipv4() == c.addr().is_ipv4())
-            {
-                for r in entries.clone() {
-                    lines.push(Line {
-                        agreement: r.agreement,
-                        client: Some(*c),
-                        endpoint: *e,
-                        protocol: protocol.clone(),
-                        ports: vec![(r.port_lo, r.port_hi)],
+                        ports: vec![(lo, hi)],
                         vlan,
                     });
                 }
@@ -233,7 +263,7 @@ pub fn normalize(lines: Vec<Line>) -> Vec<Line> {
             .or_default())
         .extend(l.ports);
     }
-    let mut out: Vec<Line> = merged
+    let out: Vec<Line> = merged
         .into_iter()
         .map(
             |((agreement, protocol, vlan, client, endpoint), ports)| Line {
@@ -246,39 +276,69 @@ pub fn normalize(lines: Vec<Line>) -> Vec<Line> {
             },
         )
         .collect();
-    // Within one (agreement, protocol, VLAN) group, drop the covered lines.
-    let covers = |w: &Line, n: &Line| {
+    // Within one agreement, a line a wider line covers (client and endpoint prefixes that
+    // contain its own, any VLAN or the same, any protocol or the same) keeps only the ports
+    // the wider ones leave: what the compiler copied into nested prefixes' classes, other
+    // VLANs' and other protocols' rule sets goes, what the line adds stays.
+    let wider = |w: &Line, n: &Line| {
         let within = |outer: Option<IpNet>, inner: Option<IpNet>| match (outer, inner) {
             (Some(o), Some(i)) => o.contains(&i),
             (None, None) => true,
             _ => false,
         };
-        w != n
+        (w.client, w.endpoint, &w.protocol, w.vlan) != (n.client, n.endpoint, &n.protocol, n.vlan)
             && within(w.client, n.client)
             && w.endpoint.contains(&n.endpoint)
-            && n.ports
-                .iter()
-                .all(|&(lo, hi)| w.ports.iter().any(|&(a, b)| a <= lo && hi <= b))
+            && (w.vlan.is_none() || w.vlan == n.vlan)
+            && (w.protocol == "any" || w.protocol == n.protocol)
     };
-    let mut keep = vec![true; out.len()];
+    // `out` is sorted by its key, agreement first: each agreement's lines are one run.
+    let mut reduced: Vec<Vec<(u16, u16)>> = Vec::with_capacity(out.len());
     let mut start = 0;
     while start < out.len() {
-        let group = |l: &Line| (l.agreement, l.protocol.clone(), l.vlan);
         let mut end = start;
-        while end < out.len() && group(&out[end]) == group(&out[start]) {
+        while end < out.len() && out[end].agreement == out[start].agreement {
             end += 1;
         }
         for i in start..end {
-            keep[i] = !(start..end).any(|j| keep[j] && j != i && covers(&out[j], &out[i]));
+            let covered: Vec<(u16, u16)> = (start..end)
+                .filter(|&j| wider(&out[j], &out[i]))
+                .flat_map(|j| out[j].ports.iter().copied())
+                .collect();
+            reduced.push(subtract(&out[i].ports, &merge(covered)));
         }
         start = end;
     }
-    let mut i = 0;
-    out.retain(|_| {
-        i += 1;
-        keep[i - 1]
-    });
+    let mut out: Vec<Line> = (out.into_iter().zip(reduced))
+        .filter(|(_, ports)| !ports.is_empty())
+        .map(|(l, ports)| Line { ports, ..l })
+        .collect();
     out.sort();
+    out
+}
+
+/// `have` less `take` (both sorted and merged).
+fn subtract(have: &[(u16, u16)], take: &[(u16, u16)]) -> Vec<(u16, u16)> {
+    let mut out = Vec::new();
+    for &(lo, hi) in have {
+        let (mut lo, hi) = (u32::from(lo), u32::from(hi));
+        for &(a, b) in take {
+            let (a, b) = (u32::from(a), u32::from(b));
+            if b < lo || a > hi {
+                continue;
+            }
+            if a > lo {
+                out.push((lo as u16, (a - 1) as u16));
+            }
+            lo = b + 1;
+            if lo > hi {
+                break;
+            }
+        }
+        if lo <= hi {
+            out.push((lo as u16, hi as u16));
+        }
+    }
     out
 }
 
@@ -342,5 +402,49 @@ mod tests {
             out[0].to_string(),
             "agreement 1 198.51.100.0/24 -> 203.0.113.10/32 tcp 80,443-500 vlan any"
         );
+        // A nested prefix's class holds its own ports and its parent's: only its own stay.
+        // A VLAN copy of a line for any VLAN, and a tcp copy of an `any` line, go.
+        let vlan = |mut l: Line, v| {
+            l.vlan = Some(v);
+            l
+        };
+        let proto = |mut l: Line, p: &str| {
+            l.protocol = p.into();
+            l
+        };
+        let out = normalize(vec![
+            line(1, "198.51.100.0/24", "203.0.113.0/28", &[(179, 179)]),
+            line(
+                1,
+                "198.51.100.0/24",
+                "203.0.113.1/32",
+                &[(22, 22), (179, 179)],
+            ),
+            vlan(
+                line(1, "198.51.100.0/24", "203.0.113.0/28", &[(179, 179)]),
+                100,
+            ),
+            proto(
+                line(2, "198.51.100.0/24", "203.0.113.9/32", &[(0, 65535)]),
+                "any",
+            ),
+            line(2, "198.51.100.0/24", "203.0.113.9/32", &[(0, 65535)]),
+        ]);
+        assert_eq!(
+            out,
+            [
+                line(1, "198.51.100.0/24", "203.0.113.0/28", &[(179, 179)]),
+                line(1, "198.51.100.0/24", "203.0.113.1/32", &[(22, 22)]),
+                proto(
+                    line(2, "198.51.100.0/24", "203.0.113.9/32", &[(0, 65535)]),
+                    "any"
+                ),
+            ]
+        );
+        assert_eq!(
+            subtract(&[(0, 100)], &[(0, 9), (50, 60)]),
+            [(10, 49), (61, 100)]
+        );
+        assert_eq!(subtract(&[(5, 5)], &[(0, 65535)]), []);
     }
 }

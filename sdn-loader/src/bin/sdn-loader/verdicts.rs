@@ -111,7 +111,7 @@ pub(crate) enum Judged<'a> {
 }
 
 /// The policy in force, once the running data plane's rules are found equal to it.
-fn policy_in_force(pin_dir: &Path, state_dir: &Path, date: NaiveDate) -> Result<policy::Policy> {
+fn policy_in_force(pin_dir: &Path, state_dir: &Path) -> Result<policy::Policy> {
     let (revision, p) = sdn_loader::sync::state::load(state_dir)?.with_context(|| {
         format!(
             "no policy in force is kept in {} (give --policy FILE, or --state-dir of a router following a database)",
@@ -121,10 +121,14 @@ fn policy_in_force(pin_dir: &Path, state_dir: &Path, date: NaiveDate) -> Result<
     let maps = Maps::open_pinned(pin_dir)
         .with_context(|| format!("opening the data plane pinned at {}", pin_dir.display()))?;
     let live = sdn_loader::tools::rules::decode(&maps.active_tables()?);
-    let kept = sdn_loader::tools::rules::from_policy(&p, date);
+    // What the daemon compiled (today, UTC), through the same decoding as the maps: overlaps
+    // resolve to the lowest id on both sides. The packet itself is judged as of `date`.
+    let compiled = sdn_loader::compile::compile(&p, Utc::now().date_naive())?;
+    let kept = sdn_loader::tools::rules::decode_compiled(&compiled);
     if live != kept {
-        let differ = live.iter().filter(|l| !kept.contains(l)).count()
-            + kept.iter().filter(|l| !live.contains(l)).count();
+        let (a, b): (std::collections::BTreeSet<_>, std::collections::BTreeSet<_>) =
+            (live.iter().collect(), kept.iter().collect());
+        let differ = a.symmetric_difference(&b).count();
         bail!(
             "the data plane at {} does not enforce the policy in force kept in {} (revision {revision}): {differ} rule lines differ; `sdn-loader rules` shows what the kernel holds",
             pin_dir.display(),
@@ -147,7 +151,7 @@ pub(crate) fn explain(
 ) -> Result<ExitCode> {
     let p = match source {
         Judged::File(path) => load_policy(path)?,
-        Judged::InForce { pin_dir, state_dir } => policy_in_force(pin_dir, state_dir, date)?,
+        Judged::InForce { pin_dir, state_dir } => policy_in_force(pin_dir, state_dir)?,
     };
     let frame = synth::build(spec)?;
     let mut r = Replayer::new(&p, date)?;
