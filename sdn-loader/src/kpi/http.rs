@@ -312,8 +312,14 @@ async fn status_handler(
             Resolution::Minute,
             Some(&state.router),
         );
-        for (_, reason, n) in recent.await? {
-            *page.recent.entry(reason).or_default() += n;
+        // A KPI query that fails leaves its part of the page empty; the rest still shows.
+        match recent.await {
+            Ok(rows) => {
+                for (_, reason, n) in rows {
+                    *page.recent.entry(reason).or_default() += n;
+                }
+            }
+            Err(e) => tracing::debug!("status page without recent rates: {e:#}"),
         }
         let top = query::Query {
             from: now - chrono::Duration::hours(status_page::TOP_WINDOW_H),
@@ -328,7 +334,10 @@ async fn status_handler(
             top: Some(status_page::TOP_N),
             rank: query::Rank::Bytes,
         };
-        page.top = query::run(&state.store, &top).await?.rows;
+        match query::run(&state.store, &top).await {
+            Ok(answer) => page.top = answer.rows,
+            Err(e) => tracing::debug!("status page without the busiest agreements: {e:#}"),
+        }
     }
     page.snapshot = snapshot;
     Ok(Html(status_page::render(&page)).into_response())

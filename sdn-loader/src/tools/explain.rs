@@ -125,10 +125,14 @@ pub fn describe(policy: &Policy, spec: &Spec, v: &Verdict, today: NaiveDate) -> 
 /// destination (forward), or the other way round (reply). One line per agreement and
 /// direction, naming every cause: its state, its expiry, its VLAN, the protocol or the port.
 pub fn why_not(policy: &Policy, spec: &Spec, today: NaiveDate) -> Vec<String> {
+    let clients: std::collections::HashMap<&str, _> =
+        policy.clients.iter().map(|c| (c.id.as_str(), c)).collect();
+    let services: std::collections::HashMap<&str, _> =
+        policy.services.iter().map(|s| (s.id.as_str(), s)).collect();
     let mut out = Vec::new();
     for a in &policy.agreements {
-        let client = policy.clients.iter().find(|c| c.id == a.client);
-        let service = policy.services.iter().find(|s| s.id == a.service);
+        let client = clients.get(a.client.as_str());
+        let service = services.get(a.service.as_str());
         let (Some(client), Some(service)) = (client, service) else {
             continue;
         };

@@ -95,11 +95,11 @@ pub(crate) enum Command {
         #[arg(long)]
         policy: Option<PathBuf>,
         /// Pin directory of the running data plane (without --policy).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "policy")]
         pin_dir: Option<PathBuf>,
         /// Where the daemon keeps the policy in force (without --policy; default: `state_dir`
         /// of the configuration file, else /var/lib/sdn).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "policy")]
         state_dir: Option<PathBuf>,
         /// Source address.
         #[arg(value_parser = sdn_loader::policy::parse_addr)]

@@ -421,20 +421,14 @@ fn agreements_of(policy: &policy::Policy, org: &str) -> Result<std::collections:
     if !policy.organisations.iter().any(|o| o.id == org) {
         bail!("no organisation {org:?} in the policy in force");
     }
-    let org_of_client = |id: &str| {
-        policy
-            .clients
-            .iter()
-            .find(|c| c.id == id)
-            .map(|c| &c.organisation)
-    };
-    let org_of_service = |id: &str| {
-        policy
-            .services
-            .iter()
-            .find(|s| s.id == id)
-            .map(|s| &s.organisation)
-    };
+    let clients: std::collections::HashMap<&str, &str> = (policy.clients.iter())
+        .map(|c| (c.id.as_str(), c.organisation.as_str()))
+        .collect();
+    let services: std::collections::HashMap<&str, &str> = (policy.services.iter())
+        .map(|s| (s.id.as_str(), s.organisation.as_str()))
+        .collect();
+    let org_of_client = |id: &str| clients.get(id).copied();
+    let org_of_service = |id: &str| services.get(id).copied();
     Ok((policy.agreements.iter())
         .filter(|a| {
             org_of_client(&a.client).is_some_and(|o| o == org)
@@ -472,7 +466,7 @@ fn rules_cmd(
         println!("{}", serde_json::Value::from(v));
     } else {
         println!(
-            "# policy generation {} ({} lines)",
+            "# rules in force, generation slot {} ({} lines)",
             tables.generation,
             lines.len()
         );
