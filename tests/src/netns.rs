@@ -129,6 +129,11 @@ pub struct Topology {
     tmp: PathBuf,
 }
 
+/// `iface` in namespace `ns` hands the stack one segment per packet (no GSO batching).
+fn one_segment(ns: &str, iface: &str) {
+    run_ok(Command::new("ip").args(["-n", ns, "link", "set", "dev", iface, "gso_max_segs", "1"]));
+}
+
 /// The name prefix of one test's namespaces and interfaces: `kind` + this process's id in
 /// hex (<= 6 digits) + `tag` (1-2 characters unique among the tests of a binary); interface
 /// names add 2 characters and must stay within 15. Panics (the test fails) without root.
@@ -253,16 +258,7 @@ impl Topology {
             (self.client(), self.client_iface()),
             (self.service(), self.service_iface()),
         ] {
-            run_ok(Command::new("ip").args([
-                "-n",
-                &ns,
-                "link",
-                "set",
-                "dev",
-                &iface,
-                "gso_max_segs",
-                "1",
-            ]));
+            one_segment(&ns, &iface);
         }
     }
 
@@ -623,16 +619,7 @@ impl HubPair {
             (self.service(), self.service_ifaces()),
         ] {
             for iface in ifaces {
-                run_ok(Command::new("ip").args([
-                    "-n",
-                    &ns,
-                    "link",
-                    "set",
-                    "dev",
-                    &iface,
-                    "gso_max_segs",
-                    "1",
-                ]));
+                one_segment(&ns, &iface);
             }
         }
     }

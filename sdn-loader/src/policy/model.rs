@@ -261,3 +261,22 @@ impl Policy {
         Self(p)
     }
 }
+
+impl PolicyDraft {
+    /// The agreements in force on `today`, each with its client and service (an agreement
+    /// naming a missing one is left out: validation refuses those).
+    pub fn in_force_with_parties(&self, today: NaiveDate) -> Vec<(&Agreement, &Client, &Service)> {
+        let services: std::collections::HashMap<&str, &Service> =
+            self.services.iter().map(|s| (s.id.as_str(), s)).collect();
+        let clients: std::collections::HashMap<&str, &Client> =
+            self.clients.iter().map(|c| (c.id.as_str(), c)).collect();
+        (self.agreements.iter())
+            .filter(|a| a.in_force(today))
+            .filter_map(|a| {
+                let c = clients.get(a.client.as_str())?;
+                let s = services.get(a.service.as_str())?;
+                Some((a, *c, *s))
+            })
+            .collect()
+    }
+}

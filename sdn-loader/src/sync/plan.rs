@@ -34,16 +34,8 @@ pub struct Rule {
 
 /// The rules of the agreements in force on `today`.
 pub fn rules(policy: &Policy, today: NaiveDate) -> BTreeSet<Rule> {
-    let services: BTreeMap<&str, _> = policy.services.iter().map(|s| (s.id.as_str(), s)).collect();
-    let clients: BTreeMap<&str, _> = policy.clients.iter().map(|c| (c.id.as_str(), c)).collect();
     let mut out = BTreeSet::new();
-    for a in policy.agreements.iter().filter(|a| a.in_force(today)) {
-        let (Some(s), Some(c)) = (
-            services.get(a.service.as_str()),
-            clients.get(a.client.as_str()),
-        ) else {
-            continue;
-        };
+    for (a, c, s) in policy.in_force_with_parties(today) {
         for e in &s.endpoints {
             let ports = e
                 .ports

@@ -202,16 +202,8 @@ fn lines_of(c: &Classified) -> Vec<Line> {
 
 /// The lines a policy's agreements in force on `today` give, in [`decode`]'s form.
 pub fn from_policy(policy: &Policy, today: NaiveDate) -> Vec<Line> {
-    let services: BTreeMap<&str, _> = policy.services.iter().map(|s| (s.id.as_str(), s)).collect();
-    let clients: BTreeMap<&str, _> = policy.clients.iter().map(|c| (c.id.as_str(), c)).collect();
     let mut lines = Vec::new();
-    for a in policy.agreements.iter().filter(|a| a.in_force(today)) {
-        let (Some(s), Some(c)) = (
-            services.get(a.service.as_str()),
-            clients.get(a.client.as_str()),
-        ) else {
-            continue;
-        };
+    for (a, c, s) in policy.in_force_with_parties(today) {
         for e in &s.endpoints {
             let ports: Vec<(u16, u16)> = if e.ports.is_empty() {
                 vec![(0, u16::MAX)]
